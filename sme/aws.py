@@ -1,0 +1,132 @@
+"""The one place AWS clients come from.
+
+Every client shares a botocore Config (standard retries, user agent ``sme/<version>``) and honours the
+profile, the region and ``AWS_ENDPOINT_URL`` (which is how tests and `sme local` point sme at a moto
+server on loopback). boto3 is imported here, lazily, never on the CLI's start-up path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from sme import __version__
+from sme.errors import AwsError, UserError
+
+
+@dataclass
+class AwsContext:
+    """Where sme talks to: profile, region and endpoint override. Clients are made once and cached."""
+
+    profile: str | None = None
+    region: str | None = None
+    endpoint_url: str | None = None
+    max_attempts: int = 5
+    _session: Any = field(default=None, repr=False)
+    _clients: dict = field(default_factory=dict, repr=False)
+    _account: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_settings(cls, profile: str | None, region: str | None, **kw: Any) -> "AwsContext":
+        return cls(profile=profile, region=region, endpoint_url=os.environ.get("AWS_ENDPOINT_URL"), **kw)
+
+    @property
+    def session(self) -> Any:
+        if self._session is None:
+            import boto3.session
+            import botocore.exceptions
+
+            try:
+                self._session = boto3.session.Session(profile_name=self.profile, region_name=self.region)
+            except botocore.exceptions.ProfileNotFound:
+                raise UserError(
+                    f"AWS profile {self.profile!r} is not in your AWS config",
+                    hint="use a profile listed by `aws configure list-profiles`, or drop `profile:`",
+                ) from None
+            if not self._session.region_name:
+                raise UserError(
+                    "no AWS region is set",
+                    hint="set `region:` in the experiment file, pass --region, or export AWS_REGION",
+                )
+            self.region = self._session.region_name
+        return self._session
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            from botocore.config import Config
+
+            config = Config(
+                retries={"mode": "standard", "max_attempts": self.max_attempts},
+                user_agent_extra=f"sme/{__version__}",
+                connect_timeout=10,
+                read_timeout=60,
+            )
+            kwargs: dict[str, Any] = {"config": config}
+            if self.endpoint_url:
+                kwargs["endpoint_url"] = self.endpoint_url
+            self._clients[service] = self.session.client(service, **kwargs)
+        return self._clients[service]
+
+    def credentials(self) -> Any:
+        """Refreshable credentials (for SigV4 signing outside boto3)."""
+        creds = self.session.get_credentials()
+        if creds is None:
+            raise UserError(
+                "no AWS credentials found",
+                hint="configure a profile (`aws configure`), or export AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
+            )
+        return creds
+
+    @property
+    def account_id(self) -> str:
+        if self._account is None:
+            with aws_call("sts:GetCallerIdentity", "the current credentials"):
+                self._account = self.client("sts").get_caller_identity()["Account"]
+        return self._account
+
+
+def error_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+NOT_FOUND_CODES = {
+    "ValidationException",  # SageMaker's "Could not find ..."
+    "NoSuchEntity",
+    "NoSuchBucket",
+    "NoSuchKey",
+    "404",
+    "NotFound",
+    "NotFoundException",
+    "ResourceNotFoundException",
+    "ObjectNotFound",
+}
+
+
+def is_not_found(exc: BaseException) -> bool:
+    code = error_code(exc)
+    if code == "ValidationException":
+        text = str(exc).lower()
+        return "could not find" in text or "does not exist" in text or "not found" in text
+    return code in NOT_FOUND_CODES
+
+
+@contextlib.contextmanager
+def aws_call(operation: str, resource: str) -> Iterator[None]:
+    """Turn botocore failures into an AwsError that names the operation and the resource."""
+    import botocore.exceptions
+
+    try:
+        yield
+    except botocore.exceptions.ClientError as exc:
+        err = exc.response.get("Error", {})
+        raise AwsError(operation, resource, err.get("Message") or str(exc), err.get("Code", "")) from exc
+    except (botocore.exceptions.NoCredentialsError, botocore.exceptions.PartialCredentialsError):
+        raise UserError(
+            "no AWS credentials found",
+            hint="configure a profile (`aws configure`), or export AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
+        ) from None
+    except botocore.exceptions.EndpointConnectionError as exc:
+        raise AwsError(operation, resource, f"cannot reach {exc.kwargs.get('endpoint_url', 'AWS')}") from exc

@@ -1,0 +1,1 @@
+"""An AWS-compatible endpoint on loopback: a moto server extended by sme (tests and `sme local`)."""

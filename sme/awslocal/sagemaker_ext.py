@@ -1,0 +1,188 @@
+"""What moto's SageMaker lacks and sme needs: UpdateEndpoint and endpoint status transitions.
+
+``install()`` patches moto's SageMaker backend in this process (moto's internals: the moto version is
+pinned in pyproject.toml). ``LIFECYCLE`` decides how an endpoint moves between statuses:
+
+- by default an endpoint is InService at once (moto's behaviour);
+- ``describes_to_ready = N``: a created or updated endpoint stays Creating/Updating for N describes;
+- ``hold.add(name)``: it stays Creating/Updating until ``release(name)``;
+- ``fail_next[name] = reason``: its next create or update ends Failed with that FailureReason;
+- ``rollback_next[name] = reason``: its next update ends InService on the *old* config, the way
+  SageMaker silently rolls back a failed update;
+- ``hooks``: an object with ``on_create/on_update/on_delete/on_describe(backend, endpoint)`` that backs
+  endpoints with real runtimes (local mode).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+_INSTALLED = False
+
+
+@dataclass
+class _Pending:
+    remaining: int
+    outcome: str  # ok | fail | rollback
+    reason: str = ""
+    old_config: str = ""
+    old_variants: Any = None
+
+
+class Lifecycle:
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self.reset()
+
+    def reset(self) -> None:
+        self.describes_to_ready = 0
+        self.hold: set[str] = set()
+        self.fail_next: dict[str, str] = {}
+        self.rollback_next: dict[str, str] = {}
+        self.hooks: Any = None
+        self._pending: dict[tuple[str, str, str], _Pending] = {}
+
+    def release(self, name: str) -> None:
+        self.hold.discard(name)
+
+    def started(self, backend: Any, endpoint: Any, kind: str, old_config: str = "", old_variants: Any = None) -> None:
+        name = endpoint.endpoint_name
+        with self._lock:
+            outcome, reason = "ok", ""
+            if name in self.fail_next:
+                outcome, reason = "fail", self.fail_next.pop(name)
+            elif kind == "update" and name in self.rollback_next:
+                outcome, reason = "rollback", self.rollback_next.pop(name)
+            steps = self.describes_to_ready
+            if outcome != "ok" or name in self.hold:
+                steps = max(steps, 1)
+            endpoint.failure_reason = None
+            if steps > 0:
+                endpoint.endpoint_status = "Creating" if kind == "create" else "Updating"
+                self._pending[_key(backend, name)] = _Pending(steps, outcome, reason, old_config, old_variants)
+            else:
+                endpoint.endpoint_status = "InService"
+        if self.hooks:
+            getattr(self.hooks, f"on_{kind}")(backend, endpoint)
+
+    def advance(self, backend: Any, endpoint: Any) -> None:
+        name = endpoint.endpoint_name
+        with self._lock:
+            pending = self._pending.get(_key(backend, name))
+            if pending is not None and name not in self.hold:
+                pending.remaining -= 1
+                if pending.remaining <= 0:
+                    del self._pending[_key(backend, name)]
+                    self._finish(endpoint, pending)
+        if self.hooks:
+            self.hooks.on_describe(backend, endpoint)
+
+    @staticmethod
+    def _finish(endpoint: Any, pending: _Pending) -> None:
+        if pending.outcome == "fail":
+            endpoint.endpoint_status = "Failed"
+            endpoint.failure_reason = pending.reason
+        elif pending.outcome == "rollback":
+            endpoint.endpoint_config_name = pending.old_config
+            endpoint.production_variants = pending.old_variants
+            endpoint.endpoint_status = "InService"
+            endpoint.failure_reason = pending.reason
+        else:
+            endpoint.endpoint_status = "InService"
+
+    def deleted(self, backend: Any, name: str, endpoint: Any) -> None:
+        with self._lock:
+            self._pending.pop(_key(backend, name), None)
+        if self.hooks and endpoint is not None:
+            self.hooks.on_delete(backend, endpoint)
+
+
+def _key(backend: Any, name: str) -> tuple[str, str, str]:
+    return (backend.account_id, backend.region_name, name)
+
+
+LIFECYCLE = Lifecycle()
+
+
+def install() -> None:
+    """Patch moto's SageMaker backend and responses (idempotent)."""
+    global _INSTALLED
+    if _INSTALLED:
+        return
+    from moto.sagemaker.exceptions import ValidationError
+    from moto.sagemaker.models import FakeEndpoint, FakeEndpointConfig, SageMakerModelBackend
+    from moto.sagemaker.responses import SageMakerResponse
+    from moto.core.utils import utcnow
+
+    orig_create = SageMakerModelBackend.create_endpoint
+    orig_describe = SageMakerModelBackend.describe_endpoint
+    orig_delete = SageMakerModelBackend.delete_endpoint
+
+    def create_endpoint(self: Any, endpoint_name: str, endpoint_config_name: str, tags: Any) -> Any:
+        if endpoint_name in self.endpoints:
+            arn = FakeEndpoint.arn_formatter(endpoint_name, self.account_id, self.region_name)
+            raise ValidationError(message=f'Cannot create already existing endpoint "{arn}".')
+        endpoint = orig_create(self, endpoint_name, endpoint_config_name, tags)
+        LIFECYCLE.started(self, endpoint, "create")
+        return endpoint
+
+    def describe_endpoint(self: Any, endpoint_name: str) -> Any:
+        endpoint = self.endpoints.get(endpoint_name)
+        if endpoint is not None:
+            LIFECYCLE.advance(self, endpoint)
+        return orig_describe(self, endpoint_name)
+
+    def delete_endpoint(self: Any, endpoint_name: str) -> None:
+        endpoint = self.endpoints.get(endpoint_name)
+        orig_delete(self, endpoint_name)
+        LIFECYCLE.deleted(self, endpoint_name, endpoint)
+
+    def update_endpoint(self: Any, endpoint_name: str, endpoint_config_name: str,
+                        retain_all_variant_properties: bool = False, deployment_config: Any = None) -> Any:
+        endpoint = self.endpoints.get(endpoint_name)
+        if endpoint is None:
+            arn = FakeEndpoint.arn_formatter(endpoint_name, self.account_id, self.region_name)
+            raise ValidationError(message=f"Could not find endpoint '{arn}'.")
+        if endpoint.endpoint_status != "InService":
+            raise ValidationError(message=f"Cannot update in-progress endpoint \"{endpoint.arn}\".")
+        if endpoint_config_name not in self.endpoint_configs:
+            arn = FakeEndpointConfig.arn_formatter(endpoint_config_name, self.account_id, self.region_name)
+            raise ValidationError(message=f"Could not find endpoint configuration '{arn}'.")
+        config = self.endpoint_configs[endpoint_config_name]
+        old_config, old_variants = endpoint.endpoint_config_name, endpoint.production_variants
+        new_variants = endpoint._process_production_variants(config.production_variants)
+        if retain_all_variant_properties:
+            current = {v["VariantName"]: v for v in old_variants}
+            for variant in new_variants:
+                kept = current.get(variant["VariantName"])
+                if kept:
+                    for key in ("CurrentInstanceCount", "DesiredInstanceCount", "CurrentWeight", "DesiredWeight"):
+                        if key in kept:
+                            variant[key] = kept[key]
+        endpoint.endpoint_config_name = endpoint_config_name
+        endpoint.production_variants = new_variants
+        if deployment_config:
+            endpoint.last_deployment_config = deployment_config
+        endpoint.last_modified_time = utcnow()
+        LIFECYCLE.started(self, endpoint, "update", old_config, old_variants)
+        return endpoint
+
+    def update_endpoint_response(self: Any) -> Any:
+        from moto.core.responses import ActionResult
+
+        endpoint = self.sagemaker_backend.update_endpoint(
+            endpoint_name=self._get_param("EndpointName"),
+            endpoint_config_name=self._get_param("EndpointConfigName"),
+            retain_all_variant_properties=bool(self._get_param("RetainAllVariantProperties")),
+            deployment_config=self._get_param("DeploymentConfig"),
+        )
+        return ActionResult({"EndpointArn": endpoint.arn})
+
+    SageMakerModelBackend.create_endpoint = create_endpoint
+    SageMakerModelBackend.describe_endpoint = describe_endpoint
+    SageMakerModelBackend.delete_endpoint = delete_endpoint
+    SageMakerModelBackend.update_endpoint = update_endpoint
+    SageMakerResponse.update_endpoint = update_endpoint_response
+    _INSTALLED = True

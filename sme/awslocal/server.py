@@ -1,0 +1,170 @@
+"""A moto server on loopback, wrapped so that the host process can see and steer every call.
+
+``MotoServer`` serves moto's backends in a thread of the current process (so the process can extend
+them, see ``sme.awslocal.sagemaker_ext``) through a small WSGI middleware that
+
+- records each call as a ``Call`` (service, operation, mutating?) for tests that count API calls;
+- lets a ``fault`` hook answer a call with an error instead of moto (throttling, 500s), for fault tests.
+
+Moto's own endpoints (``/moto-api/...``) pass through unrecorded.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+from urllib.parse import parse_qs
+
+MUTATING_PREFIXES = ("Create", "Update", "Delete", "Put", "Register", "Deregister", "Attach", "Detach",
+                     "Tag", "Untag", "Upload", "Start", "Stop", "Modify", "Add", "Remove", "Invoke",
+                     "Set", "Enable", "Disable", "Import", "Copy", "Complete", "Abort", "Publish")
+_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/")
+_RPC_V2 = re.compile(r"/service/[^/]+/operation/([A-Za-z]+)")
+
+
+@dataclass(frozen=True)
+class Call:
+    service: str
+    operation: str
+    method: str
+    path: str
+
+    @property
+    def mutating(self) -> bool:
+        if self.operation.startswith(("Get", "List", "Describe", "Head", "Search", "Batch")) \
+                and not self.operation.startswith("BatchDelete"):
+            return False
+        if self.operation and self.operation[0].isupper() and self.method == "POST":
+            return self.operation.startswith(MUTATING_PREFIXES)
+        return self.method in ("PUT", "POST", "DELETE", "PATCH")
+
+
+Fault = Callable[[Call], "tuple[int, str, str] | None"]  # -> (http status, error code, message) or None
+
+
+class Recorder:
+    """WSGI middleware: record calls, inject faults, then hand over to moto."""
+
+    def __init__(self, app: Any):
+        self.app = app
+        self.calls: list[Call] = []
+        self.fault: Fault | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/moto-api"):
+            return self.app(environ, start_response)
+        call = self._identify(environ)
+        with self._lock:
+            self.calls.append(call)
+            fault = self.fault
+        injected = fault(call) if fault else None
+        if injected:
+            return _error_response(start_response, environ, *injected)
+        return self.app(environ, start_response)
+
+    def _identify(self, environ: dict) -> Call:
+        method = environ.get("REQUEST_METHOD", "GET")
+        path = environ.get("PATH_INFO", "")
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        scope = _SCOPE.search(auth)
+        service = scope.group(2) if scope else ""
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        operation = target.rsplit(".", 1)[-1] if target else ""
+        if not operation:
+            match = _RPC_V2.search(path)
+            operation = match.group(1) if match else ""
+        if not operation and method == "POST" and "x-www-form-urlencoded" in environ.get("CONTENT_TYPE", ""):
+            body = _read_body(environ)
+            operation = parse_qs(body.decode("utf-8", "replace")).get("Action", [""])[0]
+        if not operation:
+            query = parse_qs(environ.get("QUERY_STRING", ""))
+            operation = query.get("Action", [""])[0]
+        return Call(service, operation or f"{method} {path}", method, path)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.calls.clear()
+            self.fault = None
+
+    def mutating(self, service: str | None = None) -> list[Call]:
+        return [c for c in list(self.calls) if c.mutating and (service is None or c.service == service)]
+
+
+def _read_body(environ: dict) -> bytes:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    body = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
+
+
+def _error_response(start_response: Callable, environ: dict, status: int, code: str, message: str) -> list[bytes]:
+    import json
+
+    reason = {400: "Bad Request", 429: "Too Many Requests", 500: "Internal Server Error",
+              503: "Service Unavailable"}.get(status, "Error")
+    if environ.get("HTTP_X_AMZ_TARGET"):
+        body = json.dumps({"__type": code, "message": message}).encode()
+        headers = [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-ErrorType", code)]
+    else:
+        body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message>"
+                f"</Error><RequestId>sme-fault</RequestId></ErrorResponse>").encode()
+        headers = [("Content-Type", "text/xml"), ("x-amzn-ErrorType", code)]
+    start_response(f"{status} {reason}", headers + [("Content-Length", str(len(body)))])
+    return [body]
+
+
+class MotoServer:
+    """moto's server app behind the Recorder, in a daemon thread on 127.0.0.1."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+        self.host = host
+        self.port = port
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self.recorder: Recorder | None = None
+
+    def start(self) -> "MotoServer":
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+        from werkzeug.serving import make_server
+
+        from sme.awslocal import sagemaker_ext
+
+        sagemaker_ext.install()
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self.recorder = Recorder(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(self.host, self.port, self.recorder, threaded=True)
+        self.port = self._server.server_port
+        self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
+        self._thread.start()
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def reset(self) -> None:
+        """Clear every backend (moto's /moto-api/reset) and the recorded calls."""
+        import urllib.request
+
+        urllib.request.urlopen(urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")).read()
+        from sme.awslocal import sagemaker_ext
+
+        sagemaker_ext.LIFECYCLE.reset()
+        if self.recorder:
+            self.recorder.reset()
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread:
+            self._thread.join(timeout=5)

@@ -1,0 +1,267 @@
+"""The experiment file (``sme.yaml``) and the flags that override it, as inert frozen dataclasses.
+
+    name: churn
+    region: eu-west-1
+    profile: ml-prod                 # optional
+    model:
+      image: xgboost:1.7-1           # or a full ECR URI
+      model_data: ./model.tar.gz     # or s3://bucket/key
+      role: arn:aws:iam::123456789012:role/SageMakerRole   # or: create
+      environment: {SAGEMAKER_PROGRAM: inference.py}
+      bucket: my-artifacts           # optional; default sme-<account>-<region>
+    network:
+      subnets: [subnet-0a1b2c3d, subnet-1a2b3c4d, subnet-2a3b4c5d]
+      security_groups: [sg-0123abcd]
+      network_isolation: false
+    endpoint:
+      variants:
+        - {name: AllTraffic, instance_type: ml.m5.large, count: 2, weight: 1}
+    tags: {team: ml}
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from sme.schema import load_yaml, validate
+
+NAME_HINT = "use 1-45 letters, digits and hyphens, starting with a letter or digit (e.g. churn-v2)"
+SUBNET = {"type": "string", "pattern": r"^subnet-[0-9a-f]{8}([0-9a-f]{9})?$",
+          "x-hint": "a subnet id looks like subnet-0a1b2c3d or subnet-0123456789abcdef0"}
+SG = {"type": "string", "pattern": r"^sg-[0-9a-f]{8}([0-9a-f]{9})?$",
+      "x-hint": "a security group id looks like sg-0a1b2c3d or sg-0123456789abcdef0"}
+ROLE_ARN = r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$"
+
+EXPERIMENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "model", "endpoint"],
+    "properties": {
+        "name": {"type": "string", "pattern": r"^[a-zA-Z0-9](-?[a-zA-Z0-9]){0,44}$", "x-hint": NAME_HINT,
+                 "description": "the experiment's name: set `name:` or pass --name"},
+        "region": {"type": "string", "pattern": r"^[a-z]{2}(-[a-z]+)+-\d$",
+                   "x-hint": "an AWS region such as us-east-1 or eu-west-1"},
+        "profile": {"type": "string", "minLength": 1},
+        "model": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["image", "model_data", "role"],
+            "properties": {
+                "image": {"type": "string", "minLength": 3,
+                          "x-hint": "a full ECR image URI, or framework:version such as xgboost:1.7-1",
+                          "description": "set model.image or pass --image"},
+                "model_data": {"type": "string", "minLength": 1,
+                               "x-hint": "an s3:// URI or the path of a local model.tar.gz",
+                               "description": "set model.model_data or pass --model-data"},
+                "role": {"type": "string",
+                         "anyOf": [{"pattern": ROLE_ARN}, {"const": "create"}],
+                         "x-hint": "an IAM role ARN such as arn:aws:iam::123456789012:role/SageMakerRole, "
+                                   "or `create` to let sme make a least-privilege role",
+                         "description": "set model.role or pass --role (an ARN, or `create`)"},
+                "environment": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}},
+                "bucket": {"type": "string", "pattern": r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+                           "x-hint": "an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)"},
+            },
+        },
+        "network": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "subnets": {"type": "array", "items": SUBNET, "minItems": 1, "uniqueItems": True},
+                "security_groups": {"type": "array", "items": SG, "minItems": 1, "uniqueItems": True},
+                "network_isolation": {"type": "boolean"},
+            },
+        },
+        "endpoint": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["variants"],
+            "description": "set endpoint.variants, or pass --instance-type (and --count)",
+            "properties": {
+                "variants": {
+                    "type": "array", "minItems": 1, "maxItems": 10,
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["instance_type"],
+                        "properties": {
+                            "name": {"type": "string", "pattern": r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"},
+                            "instance_type": {"type": "string", "pattern": r"^ml\.[a-z0-9]+\.[a-z0-9]+$",
+                                              "x-hint": "a SageMaker instance type such as ml.m5.large",
+                                              "description": "set instance_type or pass --instance-type"},
+                            "count": {"type": "integer", "minimum": 1, "maximum": 100},
+                            "weight": {"type": "number", "minimum": 0},
+                        },
+                    },
+                },
+                "update": {"type": "object"},
+            },
+        },
+        "autoscaling": {"type": "object"},
+        "gateway": {"type": "object"},
+        "tags": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]},
+                 "propertyNames": {"maxLength": 128, "not": {"pattern": "^(aws|sme):"}}},
+    },
+}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    image: str
+    model_data: str
+    role: str
+    environment: tuple[tuple[str, str], ...] = ()
+    bucket: str | None = None
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    subnets: tuple[str, ...] = ()
+    security_groups: tuple[str, ...] = ()
+    network_isolation: bool = False
+
+
+@dataclass(frozen=True)
+class VariantConfig:
+    name: str
+    instance_type: str
+    count: int = 1
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    model: ModelConfig
+    variants: tuple[VariantConfig, ...]
+    network: NetworkConfig = NetworkConfig()
+    region: str | None = None
+    profile: str | None = None
+    tags: tuple[tuple[str, str], ...] = ()
+    source: str = "command line"
+    # sections owned by later features, validated by their own modules
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass
+class Overrides:
+    """Flags given on the command line; None means 'not given'."""
+
+    name: str | None = None
+    region: str | None = None
+    profile: str | None = None
+    image: str | None = None
+    model_data: str | None = None
+    role: str | None = None
+    instance_type: str | None = None
+    count: int | None = None
+    subnets: tuple[str, ...] = ()
+    security_groups: tuple[str, ...] = ()
+    environment: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def load_experiment(path: str | None, flags: Overrides) -> Experiment:
+    """Read the file (if any), apply the flags over it, validate, and build the inert Experiment."""
+    raw = load_yaml(path) if path else {}
+    source = str(path) if path else "command line"
+    merged = apply_overrides(raw, flags, source)
+    validate(merged, EXPERIMENT_SCHEMA, source)
+    return build(merged, source)
+
+
+def apply_overrides(raw: dict[str, Any], flags: Overrides, source: str) -> dict[str, Any]:
+    from sme.errors import ConfigError
+
+    data = copy.deepcopy(raw)
+    for key in ("name", "region", "profile"):
+        if getattr(flags, key):
+            data[key] = getattr(flags, key)
+    model = data.setdefault("model", {}) if isinstance(data.get("model", {}), dict) else data["model"]
+    for key in ("image", "model_data", "role"):
+        if getattr(flags, key) and isinstance(model, dict):
+            model[key] = getattr(flags, key)
+    if flags.environment and isinstance(model, dict):
+        env = model.setdefault("environment", {})
+        for item in flags.environment:
+            k, sep, v = item.partition("=")
+            if not sep or not k:
+                raise ConfigError("command line", "--env", f"{item!r} is not KEY=VALUE")
+            env[k] = v
+    if flags.subnets or flags.security_groups:
+        net = data.setdefault("network", {})
+        if flags.subnets:
+            net["subnets"] = list(flags.subnets)
+        if flags.security_groups:
+            net["security_groups"] = list(flags.security_groups)
+    if flags.instance_type or flags.count is not None:
+        endpoint = data.setdefault("endpoint", {})
+        variants = endpoint.setdefault("variants", [{}]) if isinstance(endpoint, dict) else None
+        if isinstance(variants, list) and len(variants) > 1:
+            raise ConfigError(source, "endpoint.variants",
+                              "--instance-type/--count apply to a single variant, but the file has "
+                              f"{len(variants)}", hint="set each variant's instance_type/count in the file")
+        if isinstance(variants, list):
+            if not variants:
+                variants.append({})
+            if flags.instance_type:
+                variants[0]["instance_type"] = flags.instance_type
+            if flags.count is not None:
+                variants[0]["count"] = flags.count
+    for key, value in flags.extra.items():
+        if value is not None:
+            data[key] = value
+    if data.get("model") == {}:
+        data.pop("model")
+    return data
+
+
+def build(data: dict[str, Any], source: str) -> Experiment:
+    m = data["model"]
+    net = data.get("network", {})
+    variants = tuple(
+        VariantConfig(
+            name=v.get("name") or ("AllTraffic" if i == 0 else f"Variant{i + 1}"),
+            instance_type=v["instance_type"],
+            count=int(v.get("count", 1)),
+            weight=float(v.get("weight", 1.0)),
+        )
+        for i, v in enumerate(data["endpoint"]["variants"])
+    )
+    names = [v.name for v in variants]
+    if len(set(names)) != len(names):
+        from sme.errors import ConfigError
+
+        raise ConfigError(source, "endpoint.variants", f"variant names must be unique, got {names}")
+    extra = {k: data[k] for k in ("autoscaling", "gateway") if k in data}
+    if "update" in data["endpoint"]:
+        extra["update"] = data["endpoint"]["update"]
+    return Experiment(
+        name=data["name"],
+        region=data.get("region"),
+        profile=data.get("profile"),
+        model=ModelConfig(
+            image=m["image"],
+            model_data=m["model_data"],
+            role=m["role"],
+            environment=tuple(sorted((str(k), _env_value(v)) for k, v in (m.get("environment") or {}).items())),
+            bucket=m.get("bucket"),
+        ),
+        network=NetworkConfig(
+            subnets=tuple(net.get("subnets", ())),
+            security_groups=tuple(net.get("security_groups", ())),
+            network_isolation=bool(net.get("network_isolation", False)),
+        ),
+        variants=variants,
+        tags=tuple(sorted((str(k), str(v)) for k, v in (data.get("tags") or {}).items())),
+        source=source,
+        extra=extra,
+    )
+
+
+def _env_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,0 +1,50 @@
+"""IAM: the least-privilege execution role made for `role: create`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sme.aws import aws_call, is_not_found
+from sme.core.executor import ExecContext, handles
+from sme.core.models import DesiredRole, Step
+
+
+@handles("create_role")
+def create_role(ctx: ExecContext, step: Step) -> None:
+    role: DesiredRole = step.params
+    iam = ctx.aws.client("iam")
+    with aws_call("iam:CreateRole", role.name):
+        reply = iam.create_role(RoleName=role.name, Path=role.path, AssumeRolePolicyDocument=role.trust_policy,
+                                Description=f"SageMaker execution role made by sme for {ctx.state.experiment}",
+                                Tags=ctx.tags)
+    ctx.record("role", role.name, reply["Role"]["Arn"])
+
+
+@handles("put_role_policy")
+def put_role_policy(ctx: ExecContext, step: Step) -> None:
+    role: DesiredRole = step.params
+    with aws_call("iam:PutRolePolicy", f"{role.name}/{role.policy_name}"):
+        ctx.aws.client("iam").put_role_policy(RoleName=role.name, PolicyName=role.policy_name,
+                                              PolicyDocument=role.policy)
+
+
+def delete_role(aws: Any, name: str) -> bool:
+    iam = aws.client("iam")
+    try:
+        with aws_call("iam:ListRolePolicies", name):
+            policies = iam.list_role_policies(RoleName=name)["PolicyNames"]
+    except Exception as exc:  # noqa: BLE001
+        if is_not_found(exc.__cause__ or exc):
+            return False
+        raise
+    for policy in policies:
+        with aws_call("iam:DeleteRolePolicy", f"{name}/{policy}"):
+            iam.delete_role_policy(RoleName=name, PolicyName=policy)
+    with aws_call("iam:ListAttachedRolePolicies", name):
+        attached = iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]
+    for policy in attached:
+        with aws_call("iam:DetachRolePolicy", name):
+            iam.detach_role_policy(RoleName=name, PolicyArn=policy["PolicyArn"])
+    with aws_call("iam:DeleteRole", name):
+        iam.delete_role(RoleName=name)
+    return True

@@ -1,0 +1,69 @@
+"""Pure formatting: plans, status and removals as rich tables. Printing happens elsewhere."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from sme.core.models import EndpointView, Plan
+
+
+def plan_table(plan: Plan) -> Any:
+    from rich.table import Table
+
+    table = Table(title="plan" if not plan.empty else "plan: no changes", title_justify="left")
+    for col in ("action", "resource", "name", "why"):
+        table.add_column(col, overflow="fold")
+    for step in plan.steps:
+        table.add_row(step.action, step.kind, step.name, step.why)
+    return table
+
+
+def status_table(view: EndpointView | None, config: dict[str, Any] | None, outputs: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None)
+    if view is None:
+        table.add_row("endpoint", "not deployed")
+        return table
+    table.add_row("endpoint", view.name)
+    table.add_row("status", view.status + (f"  ({view.failure_reason})" if view.failure_reason else ""))
+    table.add_row("config", view.config_name)
+    for key, value in outputs.items():
+        table.add_row(key.replace("_", " "), str(value))
+    types = {v["VariantName"]: v.get("InstanceType", "") for v in (config or {}).get("ProductionVariants", [])}
+    variants = Table(title="variants", title_justify="left")
+    for col in ("variant", "instance type", "current", "desired", "weight"):
+        variants.add_column(col)
+    for v in view.variants:
+        variants.add_row(v.name, types.get(v.name, ""), _n(v.current_instances), _n(v.desired_instances),
+                         _n(v.current_weight))
+    from rich.console import Group
+
+    return Group(table, variants)
+
+
+def status_json(view: EndpointView | None, config: dict[str, Any] | None, outputs: dict[str, Any]) -> dict:
+    if view is None:
+        return {"endpoint": None, "status": "NotDeployed"}
+    types = {v["VariantName"]: v.get("InstanceType") for v in (config or {}).get("ProductionVariants", [])}
+    return {
+        "endpoint": view.name, "status": view.status, "config": view.config_name,
+        "failure_reason": view.failure_reason, "outputs": outputs,
+        "variants": [{"name": v.name, "instance_type": types.get(v.name), "current_instances": v.current_instances,
+                      "desired_instances": v.desired_instances, "weight": v.current_weight} for v in view.variants],
+    }
+
+
+def removals_table(removals: Iterable[Any]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="teardown", title_justify="left")
+    for col in ("resource", "name", "result"):
+        table.add_column(col, overflow="fold")
+    for r in removals:
+        table.add_row(r.kind, r.name, r.outcome)
+    return table
+
+
+def _n(value: Any) -> str:
+    return "-" if value is None else str(value)
