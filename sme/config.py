@@ -34,6 +34,80 @@ SG = {"type": "string", "pattern": r"^sg-[0-9a-f]{8}([0-9a-f]{9})?$",
       "x-hint": "a security group id looks like sg-0a1b2c3d or sg-0123456789abcdef0"}
 ROLE_ARN = r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$"
 
+DURATION = {"type": ["string", "integer"], "pattern": r"^\d+(\.\d+)?(ms|s|m|h)?(\d+(ms|s|m|h))*$",
+            "x-hint": "a duration such as 300 (seconds), 90s, 5m or 1h"}
+PERCENT = {"type": "number", "exclusiveMinimum": 0, "maximum": 100, "x-hint": "a percentage of capacity, 1-100"}
+AUTOSCALING_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["max"],
+    "description": "autoscaling needs at least `max:` (or pass --max)",
+    "properties": {
+        "min": {"type": "integer", "minimum": 1, "maximum": 1000, "x-hint": "the fewest instances, 1 or more"},
+        "max": {"type": "integer", "minimum": 1, "maximum": 1000, "x-hint": "the most instances, >= min",
+                "description": "set autoscaling.max or pass --max"},
+        "target": {"type": "number", "exclusiveMinimum": 0,
+                   "x-hint": "the metric's target value per instance, e.g. 70 (invocations per minute per "
+                             "instance) or 60 (CPU %)"},
+        "metric": {"anyOf": [
+            {"enum": ["invocations", "cpu"]},
+            {"type": "object", "additionalProperties": False, "required": ["name", "namespace"],
+             "properties": {"name": {"type": "string", "minLength": 1},
+                            "namespace": {"type": "string", "minLength": 1},
+                            "statistic": {"enum": ["Average", "Minimum", "Maximum", "Sum", "SampleCount"]},
+                            "dimensions": {"type": "object", "additionalProperties": {"type": "string"}},
+                            "unit": {"type": "string"}}}],
+            "x-hint": "invocations (SageMakerVariantInvocationsPerInstance, the default), cpu "
+                      "(CPUUtilization), or {name, namespace, statistic, dimensions} for a custom metric"},
+        "scale_in_cooldown": DURATION,
+        "scale_out_cooldown": DURATION,
+        "disable_scale_in": {"type": "boolean"},
+    },
+}
+UPDATE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "strategy": {"enum": ["all-at-once", "canary", "linear"],
+                     "x-hint": "all-at-once, canary (a slice first, then the rest) or linear (equal steps)"},
+        "canary_size": PERCENT,
+        "linear_step": PERCENT,
+        "wait": {**DURATION, "x-hint": "how long to bake between traffic shifts, e.g. 5m"},
+        "termination_wait": {**DURATION, "x-hint": "how long to keep the old fleet after the shift, e.g. 10m"},
+        "timeout": {**DURATION, "x-hint": "the longest the whole update may take, e.g. 1h"},
+        "alarms": {"anyOf": [{"const": "auto"},
+                             {"type": "array", "minItems": 1, "maxItems": 10, "uniqueItems": True,
+                              "items": {"type": "string", "minLength": 1, "maxLength": 255}}],
+                   "x-hint": "`auto` (sme creates 5XX-error and model-latency alarms) or a list of existing "
+                             "CloudWatch alarm names"},
+        "error_threshold": {"type": "integer", "minimum": 1,
+                            "x-hint": "5XX errors per minute that trigger a rollback (alarms: auto)"},
+        "latency_threshold": {**DURATION, "x-hint": "average model latency that triggers a rollback, e.g. 500ms"},
+    },
+}
+GATEWAY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "stage": {"type": "string", "pattern": r"^[a-zA-Z0-9_]{1,64}$",
+                  "x-hint": "a stage name of letters, digits and underscores, e.g. prod"},
+        "path": {"type": "string", "pattern": r"^[a-zA-Z0-9._-]{1,64}$",
+                 "x-hint": "one path segment for the POST resource, e.g. invoke"},
+        "content_type": {"type": "string", "minLength": 3,
+                         "x-hint": "the content type sent to the model when a request has none, e.g. text/csv"},
+        "throttle": {"type": "object", "additionalProperties": False,
+                     "properties": {"rate": {"type": "number", "exclusiveMinimum": 0},
+                                    "burst": {"type": "integer", "minimum": 1}},
+                     "x-hint": "steady requests per second and burst, e.g. {rate: 50, burst: 100}"},
+        "quota": {"type": "object", "additionalProperties": False, "required": ["limit"],
+                  "properties": {"limit": {"type": "integer", "minimum": 1},
+                                 "period": {"enum": ["DAY", "WEEK", "MONTH"]}},
+                  "x-hint": "requests per period, e.g. {limit: 100000, period: DAY}"},
+        "timeout": {**DURATION, "x-hint": "the proxy function's timeout, e.g. 30s (API Gateway allows 29s)"},
+        "memory": {"type": "integer", "minimum": 128, "maximum": 10240},
+    },
+}
+
 EXPERIMENT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
@@ -96,11 +170,11 @@ EXPERIMENT_SCHEMA: dict[str, Any] = {
                         },
                     },
                 },
-                "update": {"type": "object"},
+                "update": UPDATE_SCHEMA,
             },
         },
-        "autoscaling": {"type": "object"},
-        "gateway": {"type": "object"},
+        "autoscaling": AUTOSCALING_SCHEMA,
+        "gateway": GATEWAY_SCHEMA,
         "tags": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]},
                  "propertyNames": {"maxLength": 128, "not": {"pattern": "^(aws|sme):"}}},
     },
@@ -211,7 +285,9 @@ def apply_overrides(raw: dict[str, Any], flags: Overrides, source: str) -> dict[
             if flags.count is not None:
                 variants[0]["count"] = flags.count
     for key, value in flags.extra.items():
-        if value is not None:
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}  # flags such as --max override fields of the section
+        elif value is not None:
             data[key] = value
     if data.get("model") == {}:
         data.pop("model")
@@ -235,6 +311,12 @@ def build(data: dict[str, Any], source: str) -> Experiment:
         from sme.errors import ConfigError
 
         raise ConfigError(source, "endpoint.variants", f"variant names must be unique, got {names}")
+    if bool(net.get("subnets")) != bool(net.get("security_groups")):
+        from sme.errors import ConfigError
+
+        missing = "security_groups" if net.get("subnets") else "subnets"
+        raise ConfigError(source, f"network.{missing}", "is required when the other of subnets/security_groups is set",
+                          hint="SageMaker needs both: pass --subnet and --security-group (or set both in the file)")
     extra = {k: data[k] for k in ("autoscaling", "gateway") if k in data}
     if "update" in data["endpoint"]:
         extra["update"] = data["endpoint"]["update"]

@@ -27,7 +27,7 @@ def base_args(vpc, tmp_path):
     model.write_bytes(b"x")
     return ["deploy", "--name", "churn", "--image", "xgboost:1.7-1", "--model-data", str(model),
             "--instance-type", "ml.m5.large", "--role", f"arn:aws:iam::{ACCOUNT}:role/R",
-            "--subnet", vpc["subnets"][0], "--dry-run"]
+            "--subnet", vpc["subnets"][0], "--security-group", vpc["security_group"], "--dry-run"]
 
 
 def one_clear_line(result, *words):

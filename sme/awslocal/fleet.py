@@ -1,0 +1,177 @@
+"""Local endpoint instances: one runtime process per instance, each holding one address in a subnet.
+
+An ``Instance`` is a ``python -m sme.local.runtime`` process on a free loopback port plus, when the
+model has a VpcConfig, one network interface in one of its subnets (spread round-robin across AZs), so
+address use in the subnets is what it would be in AWS.
+"""
+
+from __future__ import annotations
+
+import http.client
+import itertools
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Instance:
+    variant: str
+    port: int
+    proc: subprocess.Popen
+    status_file: Path
+    log_file: Path
+    eni_id: str | None = None
+    subnet_id: str | None = None
+    started: float = field(default_factory=time.time)
+    _local: threading.local = field(default_factory=threading.local, repr=False)
+
+    def state(self) -> tuple[str, str]:
+        """('starting' | 'ready' | 'failed', reason)."""
+        info: dict[str, Any] = {}
+        try:
+            info = json.loads(self.status_file.read_text() or "{}")
+        except (OSError, ValueError):
+            pass
+        if info.get("state") == "failed":
+            return "failed", info.get("reason", "the model server failed to start")
+        code = self.proc.poll()
+        if code is not None:
+            tail = self.log_file.read_text(errors="replace").strip().splitlines()[-3:] if self.log_file.exists() else []
+            return "failed", info.get("reason") or f"model server exited with {code}: {' '.join(tail)}"
+        if info.get("state") == "ready" or self._ping():
+            return "ready", ""
+        return "starting", ""
+
+    def _ping(self) -> bool:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=0.5)
+            conn.request("GET", "/ping")
+            ok = conn.getresponse().status == 200
+            conn.close()
+            return ok
+        except OSError:
+            return False
+
+    def invoke(self, body: bytes, content_type: str, accept: str, timeout: float = 60) -> tuple[int, bytes, dict]:
+        conn = getattr(self._local, "conn", None)
+        for attempt in (0, 1):
+            if conn is None:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+                self._local.conn = conn
+            try:
+                conn.request("POST", "/invocations", body=body,
+                             headers={"Content-Type": content_type or "application/octet-stream",
+                                      "Accept": accept or "*/*"})
+                resp = conn.getresponse()
+                data = resp.read()
+                return resp.status, data, {k.lower(): v for k, v in resp.getheaders()}
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = self._local.conn = None
+                if attempt:
+                    raise
+        raise RuntimeError("unreachable")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+
+    def pids(self) -> list[int]:
+        return [self.proc.pid]
+
+
+class Launcher:
+    """Starts and stops instances; owns the artifact cache and the ENIs."""
+
+    def __init__(self, workdir: Path | None = None):
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="sme-local-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._seq = itertools.count(1)
+
+    def artifact(self, account: str, model_data_url: str) -> Path:
+        """Fetch a model.tar.gz from the local S3 into the cache (once per URL)."""
+        from moto.s3.models import s3_backends
+
+        bucket, _, key = model_data_url[5:].partition("/")
+        target = self.workdir / "artifacts" / bucket / key
+        if not target.exists():
+            obj = s3_backends[account]["global"].get_object(bucket, key)
+            if obj is None:
+                raise FileNotFoundError(f"Could not find model data at {model_data_url}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(obj.value)
+        return target
+
+    def start(self, variant: str, artifact: Path, environment: dict[str, str], workers: int = 1) -> Instance:
+        n = next(self._seq)
+        port = free_port()
+        status = self.workdir / f"instance-{n}.status.json"
+        log = self.workdir / f"instance-{n}.log"
+        env = dict(os.environ)
+        env.update(environment)
+        env["SAGEMAKER_BIND_TO_PORT"] = str(port)
+        cmd = [sys.executable, "-m", "sme.local.runtime", "--model-data", str(artifact), "--port", str(port),
+               "--workers", str(workers), "--status-file", str(status)]
+        with log.open("wb") as fh:
+            proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        return Instance(variant, port, proc, status, log)
+
+
+class Addresses:
+    """Network interfaces for instances, made directly in moto's EC2 backend (as SageMaker would)."""
+
+    def __init__(self, account: str, region: str):
+        self.account, self.region = account, region
+
+    def _ec2(self) -> Any:
+        from moto.ec2.models import ec2_backends
+
+        return ec2_backends[self.account][self.region]
+
+    def attach(self, instance: Instance, endpoint: str, subnets: list[str], groups: list[str]) -> None:
+        if not subnets:
+            return
+        ec2 = self._ec2()
+        by_az: dict[str, list[Any]] = {}
+        for sid in subnets:
+            subnet = ec2.get_subnet(sid)
+            by_az.setdefault(subnet.availability_zone, []).append(subnet)
+        mine = f"SageMaker endpoint {endpoint}"
+        used = {az: sum(1 for eni in ec2.get_all_network_interfaces()
+                        if eni.subnet.id in {s.id for s in group} and mine in (eni.description or ""))
+                for az, group in by_az.items()}
+        az = min(sorted(by_az), key=lambda a: used[a])  # spread across AZs, fewest of ours first
+        subnet = max(by_az[az], key=lambda s: s.available_ip_address_count)
+        if subnet.available_ip_address_count <= 0:
+            raise RuntimeError(f"subnet {subnet.id} has no free IP addresses")
+        eni = ec2.create_network_interface(subnet, None, group_ids=groups or None,
+                                           description=f"VPC Endpoint Interface for SageMaker endpoint {endpoint}")
+        instance.eni_id, instance.subnet_id = eni.id, subnet.id
+
+    def detach(self, instance: Instance) -> None:
+        if instance.eni_id:
+            try:
+                self._ec2().delete_network_interface(instance.eni_id)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+            instance.eni_id = None

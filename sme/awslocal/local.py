@@ -1,0 +1,119 @@
+"""The local AWS: a moto server extended by sme, whose SageMaker endpoints are real model runtimes.
+
+``LocalAws().start()`` serves on 127.0.0.1 and runs a control loop that publishes CloudWatch metrics and
+applies target-tracking policies. Every sme command works against it unchanged through
+``AWS_ENDPOINT_URL``. Used by `sme local start` (foreground) and `sme demo` (in process).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from sme.awslocal.fleet import Launcher
+from sme.awslocal.local_endpoints import LocalEndpoints
+from sme.awslocal.metrics import MetricsPublisher
+from sme.awslocal.scaler import Scaler
+from sme.awslocal.server import MotoServer
+
+ACCOUNT = "123456789012"
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+
+
+class LocalAws:
+    def __init__(self, port: int = 0, workdir: Path | None = None, metrics_period: float = 5.0,
+                 scaling_period: float = 5.0, scaling_window: float = 30.0):
+        self.server = MotoServer(port=port)
+        self.endpoints = LocalEndpoints(Launcher(workdir))
+        self.metrics = MetricsPublisher(self.endpoints, metrics_period)
+        self.scaler = Scaler(self.endpoints, self.metrics, window=scaling_window)
+        self.metrics_period, self.scaling_period = metrics_period, scaling_period
+        self._stop = threading.Event()
+        self._loop: threading.Thread | None = None
+
+    def start(self) -> "LocalAws":
+        from sme.awslocal import sagemaker_ext
+
+        self.server.start()
+        sagemaker_ext.LIFECYCLE.hooks = self.endpoints
+        install_runtime_forwarding(self.endpoints)
+        _record_activities(self.scaler)
+        self._loop = threading.Thread(target=self._run, name="sme-local-control", daemon=True)
+        self._loop.start()
+        return self
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def environment(self, region: str = "us-east-1") -> dict[str, str]:
+        return {"AWS_ENDPOINT_URL": self.url, "AWS_REGION": region, "AWS_DEFAULT_REGION": region,
+                **LOCAL_CREDENTIALS}
+
+    def _run(self) -> None:
+        next_metrics = next_scaling = time.time()
+        while not self._stop.wait(0.5):
+            now = time.time()
+            try:
+                if now >= next_metrics:
+                    self.metrics.flush(now)
+                    next_metrics += self.metrics_period
+                if now >= next_scaling:
+                    self.scaler.evaluate()
+                    next_scaling += self.scaling_period
+            except Exception as exc:  # noqa: BLE001 - the control loop must survive one bad tick
+                print(f"sme local: control loop: {type(exc).__name__}: {exc}", flush=True)
+
+    def stop(self) -> None:
+        from sme.awslocal import sagemaker_ext
+
+        self._stop.set()
+        if self._loop:
+            self._loop.join(timeout=5)
+        self.endpoints.stop_all()
+        sagemaker_ext.LIFECYCLE.hooks = None
+        self.server.stop()
+
+
+def install_runtime_forwarding(endpoints: LocalEndpoints) -> None:
+    """InvokeEndpoint goes to the endpoint's runtimes instead of moto's canned replies."""
+    import json
+
+    from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
+
+    def invoke_endpoint(self: Any) -> Any:
+        name = self.path.split("/")[2] if self.path.startswith("/endpoints/") else self._get_param("EndpointName")
+        body = self.body if isinstance(self.body, bytes) else (self.body or "").encode()
+        content_type = self.headers.get("Content-Type", "application/octet-stream")
+        accept = self.headers.get("Accept", "*/*")
+        variant = self.headers.get("X-Amzn-SageMaker-Target-Variant")
+        try:
+            status, data, headers, used = endpoints.invoke(self.current_account, self.region, name, body,
+                                                          content_type, accept, variant)
+        except LookupError as exc:
+            err = json.dumps({"__type": "ValidationError", "message": str(exc)})
+            return 400, {"Content-Type": "application/json", "x-amzn-ErrorType": "ValidationError"}, err
+        if status >= 400:
+            message = data.decode("utf-8", "replace")[:1000]
+            err = json.dumps({"__type": "ModelError", "message": f"Received client error ({status}) from model "
+                              f"with message \"{message}\"", "OriginalStatusCode": status,
+                              "OriginalMessage": message})
+            return 424, {"Content-Type": "application/json", "x-amzn-ErrorType": "ModelError"}, err
+        out = {"Content-Type": headers.get("content-type", "application/json"),
+               "x-Amzn-Invoked-Production-Variant": used}
+        return 200, out, data
+
+    SageMakerRuntimeResponse.invoke_endpoint = invoke_endpoint
+
+
+def _record_activities(scaler: Scaler) -> None:
+    """Let Application Auto Scaling report the scaler's activities, when the extension supports it."""
+    try:
+        from sme.awslocal import autoscaling_ext
+    except ImportError:
+        return
+    hook = getattr(autoscaling_ext, "attach_activity_source", None)
+    if hook:
+        hook(scaler.activities)

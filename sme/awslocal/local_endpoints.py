@@ -1,0 +1,191 @@
+"""Local mode: SageMaker endpoints in the local AWS are backed by real model runtimes.
+
+Installed as ``sagemaker_ext.LIFECYCLE.hooks``:
+
+- CreateEndpoint starts one runtime process per instance; the endpoint is Creating until every
+  instance answers /ping (InService), or Failed with the reason when a model can't load;
+- UpdateEndpoint brings up the new fleet beside the old (blue/green), then retires the old one;
+- DeleteEndpoint stops every process and frees every address;
+- InvokeEndpoint (sagemaker-runtime) is forwarded round-robin to the live instances of a variant;
+- each instance holds one network interface in a subnet of the model's VpcConfig, spread across AZs.
+
+``metrics.py`` publishes per-variant CloudWatch metrics from what passes through here, and
+``scaler.py`` acts on target-tracking policies.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sme.awslocal.fleet import Addresses, Instance, Launcher
+
+
+@dataclass
+class Fleet:
+    config: str
+    instances: dict[str, list[Instance]] = field(default_factory=dict)  # variant -> instances
+
+    def all(self) -> list[Instance]:
+        return [i for group in self.instances.values() for i in group]
+
+
+@dataclass
+class LocalEndpoint:
+    name: str
+    account: str
+    region: str
+    live: Fleet | None = None
+    pending: Fleet | None = None
+    subnets: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+    model_environment: dict[str, dict[str, str]] = field(default_factory=dict)
+    artifacts: dict[str, Any] = field(default_factory=dict)  # variant -> artifact path
+    rr: Any = field(default_factory=itertools.count)
+
+
+class LocalEndpoints:
+    def __init__(self, launcher: Launcher | None = None):
+        self.launcher = launcher or Launcher()
+        self.endpoints: dict[tuple[str, str, str], LocalEndpoint] = {}
+        self.lock = threading.RLock()
+        self.observers: list[Any] = []  # called with (endpoint, variant, status, model_us, total_us)
+
+    # -- lifecycle hooks -----------------------------------------------------------------------
+    def on_create(self, backend: Any, endpoint: Any) -> None:
+        ep = LocalEndpoint(endpoint.endpoint_name, backend.account_id, backend.region_name)
+        with self.lock:
+            self.endpoints[(backend.account_id, backend.region_name, ep.name)] = ep
+        self._start_fleet(backend, endpoint, ep)
+
+    def on_update(self, backend: Any, endpoint: Any) -> None:
+        ep = self._get(backend, endpoint.endpoint_name)
+        if ep is None:
+            return self.on_create(backend, endpoint)
+        self._start_fleet(backend, endpoint, ep)
+
+    def on_delete(self, backend: Any, endpoint: Any) -> None:
+        with self.lock:
+            ep = self.endpoints.pop((backend.account_id, backend.region_name, endpoint.endpoint_name), None)
+        if ep:
+            for fleet in (ep.live, ep.pending):
+                if fleet:
+                    self._stop(ep, fleet.all())
+
+    def on_describe(self, backend: Any, endpoint: Any) -> None:
+        ep = self._get(backend, endpoint.endpoint_name)
+        if ep is None or ep.pending is None:
+            return
+        states = [i.state() for i in ep.pending.all()]
+        failed = [reason for state, reason in states if state == "failed"]
+        if failed:
+            self._stop(ep, ep.pending.all())
+            ep.pending = None
+            endpoint.failure_reason = failed[0]
+            endpoint.endpoint_status = "Failed" if ep.live is None else "InService"
+            return
+        if all(state == "ready" for state, _ in states):
+            old, ep.live, ep.pending = ep.live, ep.pending, None
+            if old:
+                self._stop(ep, old.all())
+            endpoint.endpoint_status = "InService"
+            for variant in endpoint.production_variants:
+                count = len(ep.live.instances.get(variant["VariantName"], []))
+                variant["CurrentInstanceCount"] = variant["DesiredInstanceCount"] = count
+
+    # -- the data plane ------------------------------------------------------------------------
+    def invoke(self, account: str, region: str, name: str, body: bytes, content_type: str, accept: str,
+               target_variant: str | None = None) -> tuple[int, bytes, dict, str]:
+        ep = self._get_key(account, region, name)
+        if ep is None or ep.live is None:
+            raise LookupError(f"Endpoint {name} of account {account} not found.")
+        variants = [v for v, group in ep.live.instances.items() if group]
+        if target_variant:
+            variants = [v for v in variants if v == target_variant]
+        if not variants:
+            raise LookupError(f"Endpoint {name} has no live instances.")
+        n = next(ep.rr)
+        variant = variants[n % len(variants)]
+        group = ep.live.instances[variant]
+        instance = group[n % len(group)]
+        start = time.perf_counter()
+        status, data, headers = instance.invoke(body, content_type, accept)
+        total_us = (time.perf_counter() - start) * 1e6
+        model_us = float(headers.get("x-model-latency-us") or total_us)
+        for observer in self.observers:
+            observer(ep, variant, instance, status, model_us, total_us)
+        return status, data, headers, variant
+
+    # -- scaling (used by scaler.py) -----------------------------------------------------------
+    def resize(self, backend: Any, endpoint: Any, variant: str, count: int) -> None:
+        ep = self._get(backend, endpoint.endpoint_name)
+        if ep is None or ep.live is None:
+            return
+        group = ep.live.instances.setdefault(variant, [])
+        while len(group) < count:
+            group.append(self._launch(ep, variant))
+        while len(group) > count:
+            self._stop(ep, [group.pop()])
+        for v in endpoint.production_variants:
+            if v["VariantName"] == variant:
+                v["CurrentInstanceCount"] = v["DesiredInstanceCount"] = count
+
+    def live_endpoints(self) -> list[LocalEndpoint]:
+        with self.lock:
+            return list(self.endpoints.values())
+
+    def stop_all(self) -> None:
+        for ep in self.live_endpoints():
+            for fleet in (ep.live, ep.pending):
+                if fleet:
+                    self._stop(ep, fleet.all())
+        with self.lock:
+            self.endpoints.clear()
+
+    # -- internals -----------------------------------------------------------------------------
+    def _start_fleet(self, backend: Any, endpoint: Any, ep: LocalEndpoint) -> None:
+        config = backend.endpoint_configs[endpoint.endpoint_config_name]
+        fleet = Fleet(endpoint.endpoint_config_name)
+        try:
+            for variant in config.production_variants:
+                model = backend.describe_model(variant["ModelName"])
+                container = model.primary_container or {}
+                vpc = model.vpc_config or {}
+                ep.subnets = list(vpc.get("Subnets", []))
+                ep.groups = list(vpc.get("SecurityGroupIds", []))
+                ep.model_environment[variant["VariantName"]] = dict(container.get("Environment") or {})
+                ep.artifacts[variant["VariantName"]] = self.launcher.artifact(ep.account, container["ModelDataUrl"])
+                count = int(variant.get("InitialInstanceCount") or 1)
+                fleet.instances[variant["VariantName"]] = [self._launch(ep, variant["VariantName"]) for _ in range(count)]
+        except Exception as exc:  # noqa: BLE001 - any failure to start is the endpoint's FailureReason
+            self._stop(ep, fleet.all())
+            endpoint.endpoint_status = "Failed" if ep.live is None else "InService"
+            endpoint.failure_reason = str(exc)
+            return
+        ep.pending = fleet
+        endpoint.endpoint_status = "Creating" if ep.live is None else "Updating"
+
+    def _launch(self, ep: LocalEndpoint, variant: str) -> Instance:
+        instance = self.launcher.start(variant, ep.artifacts[variant], ep.model_environment.get(variant, {}))
+        try:
+            Addresses(ep.account, ep.region).attach(instance, ep.name, ep.subnets, ep.groups)
+        except Exception:
+            instance.stop()
+            raise
+        return instance
+
+    def _stop(self, ep: LocalEndpoint, instances: list[Instance]) -> None:
+        addresses = Addresses(ep.account, ep.region)
+        for instance in instances:
+            instance.stop()
+            addresses.detach(instance)
+
+    def _get(self, backend: Any, name: str) -> LocalEndpoint | None:
+        return self._get_key(backend.account_id, backend.region_name, name)
+
+    def _get_key(self, account: str, region: str, name: str) -> LocalEndpoint | None:
+        with self.lock:
+            return self.endpoints.get((account, region, name))

@@ -1,0 +1,107 @@
+"""CloudWatch metrics for local endpoints, from the requests that really passed through them.
+
+Per variant, every ``period`` seconds: Invocations, InvocationsPerInstance, Invocation4XXErrors,
+Invocation5XXErrors (Sum), ModelLatency and OverheadLatency (microseconds, as statistic sets) in
+AWS/SageMaker; CPUUtilization and MemoryUtilization of the instances' processes (percent, summed over
+an instance's cores as SageMaker does, averaged over instances) in /aws/sagemaker/Endpoints.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Window:
+    invocations: int = 0
+    errors_4xx: int = 0
+    errors_5xx: int = 0
+    model_us: list[float] = field(default_factory=list)
+    overhead_us: list[float] = field(default_factory=list)
+
+
+class MetricsPublisher:
+    def __init__(self, endpoints: Any, period: float = 5.0):
+        self.endpoints = endpoints
+        self.period = period
+        self.lock = threading.Lock()
+        self.windows: dict[tuple[str, str, str, str], Window] = defaultdict(Window)
+        self.history: dict[tuple[str, str, str, str], list[tuple[float, int]]] = defaultdict(list)
+        self._procs: dict[int, Any] = {}
+        endpoints.observers.append(self.observe)
+
+    def observe(self, ep: Any, variant: str, instance: Any, status: int, model_us: float, total_us: float) -> None:
+        with self.lock:
+            w = self.windows[(ep.account, ep.region, ep.name, variant)]
+            w.invocations += 1
+            if 400 <= status < 500:
+                w.errors_4xx += 1
+            elif status >= 500:
+                w.errors_5xx += 1
+            w.model_us.append(model_us)
+            w.overhead_us.append(max(0.0, total_us - model_us))
+
+    def flush(self, now: float) -> None:
+        with self.lock:
+            windows, self.windows = self.windows, defaultdict(Window)
+        for ep in self.endpoints.live_endpoints():
+            if ep.live is None:
+                continue
+            for variant, instances in ep.live.instances.items():
+                key = (ep.account, ep.region, ep.name, variant)
+                w = windows.get(key, Window())
+                self.history[key].append((now, w.invocations))
+                self._publish(ep, variant, instances, w)
+
+    def invocations_since(self, key: tuple[str, str, str, str], since: float) -> int:
+        return sum(n for t, n in self.history.get(key, []) if t > since)
+
+    def _publish(self, ep: Any, variant: str, instances: list, w: Window) -> None:
+        from moto.cloudwatch.models import cloudwatch_backends
+
+        dims = [{"Name": "EndpointName", "Value": ep.name}, {"Name": "VariantName", "Value": variant}]
+        count = max(1, len(instances))
+        data = [
+            {"MetricName": "Invocations", "Dimensions": dims, "Value": float(w.invocations), "Unit": "None"},
+            {"MetricName": "InvocationsPerInstance", "Dimensions": dims, "Value": w.invocations / count, "Unit": "None"},
+            {"MetricName": "Invocation4XXErrors", "Dimensions": dims, "Value": float(w.errors_4xx), "Unit": "None"},
+            {"MetricName": "Invocation5XXErrors", "Dimensions": dims, "Value": float(w.errors_5xx), "Unit": "None"},
+        ]
+        for name, values in (("ModelLatency", w.model_us), ("OverheadLatency", w.overhead_us)):
+            if values:
+                data.append({"MetricName": name, "Dimensions": dims, "Unit": "Microseconds", "StatisticValues": {
+                    "SampleCount": float(len(values)), "Sum": float(sum(values)),
+                    "Minimum": float(min(values)), "Maximum": float(max(values))}})
+        backend = cloudwatch_backends[ep.account][ep.region]
+        backend.put_metric_data("AWS/SageMaker", data)
+        usage = self._usage(instances)
+        if usage:
+            cpu = sum(u[0] for u in usage) / len(usage)
+            mem = sum(u[1] for u in usage) / len(usage)
+            backend.put_metric_data("/aws/sagemaker/Endpoints", [
+                {"MetricName": "CPUUtilization", "Dimensions": dims, "Value": cpu, "Unit": "Percent"},
+                {"MetricName": "MemoryUtilization", "Dimensions": dims, "Value": mem, "Unit": "Percent"},
+            ])
+
+    def _usage(self, instances: list) -> list[tuple[float, float]]:
+        import psutil
+
+        out = []
+        for instance in instances:
+            try:
+                proc = self._procs.get(instance.proc.pid)
+                if proc is None:
+                    proc = self._procs[instance.proc.pid] = psutil.Process(instance.proc.pid)
+                    proc.cpu_percent(None)
+                    for child in proc.children(recursive=True):
+                        child.cpu_percent(None)
+                family = [proc] + proc.children(recursive=True)
+                cpu = sum(p.cpu_percent(None) for p in family)
+                mem = sum(p.memory_percent() for p in family)
+                out.append((cpu, mem))
+            except Exception:  # noqa: BLE001 - a process that just exited
+                continue
+        return out

@@ -1,0 +1,164 @@
+"""Local mode end to end: the real CLI deploys into the local AWS, whose endpoint is a real runtime."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+
+import pytest
+
+from tests.conftest import run_sme
+
+
+@pytest.fixture(scope="module")
+def local_aws(tmp_path_factory):
+    from sme.awslocal.local import LocalAws
+
+    local = LocalAws(workdir=tmp_path_factory.mktemp("local"), metrics_period=1.0, scaling_period=1.0,
+                     scaling_window=5.0).start()
+    yield local
+    local.stop()
+
+
+@pytest.fixture(scope="module")
+def demo_model(tmp_path_factory):
+    from sme.local.demo_model import build_demo_model
+
+    return build_demo_model(tmp_path_factory.mktemp("model"), payload_rows=50)
+
+
+@pytest.fixture
+def local_env(local_aws, tmp_path):
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(f"{local_aws.url}/moto-api/reset", method="POST")).read()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(local_aws.environment())
+    env["AWS_CONFIG_FILE"] = env["AWS_SHARED_CREDENTIALS_FILE"] = os.environ["AWS_CONFIG_FILE"]
+    env["SME_STATE_DIR"] = str(tmp_path / ".sme")
+    return env
+
+
+def clients(local_aws):
+    import boto3
+
+    def client(name):
+        return boto3.client(name, endpoint_url=local_aws.url, region_name="us-east-1",
+                            aws_access_key_id="local", aws_secret_access_key="local")
+
+    return client
+
+
+def make_vpc(ec2, prefix=28):
+    vpc = ec2.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]["VpcId"]
+    sg = ec2.create_security_group(GroupName="local", Description="local", VpcId=vpc)["GroupId"]
+    return sg, [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.1.{i}.0/{prefix}", AvailabilityZone=f"us-east-1{az}")["Subnet"]["SubnetId"]
+            for i, az in enumerate("abc")]
+
+
+def free_ips(ec2, subnets):
+    return sum(s["AvailableIpAddressCount"] for s in ec2.describe_subnets(SubnetIds=subnets)["Subnets"])
+
+
+def test_deploy_invoke_scale_and_teardown(local_aws, local_env, demo_model, tmp_path):
+    import numpy as np
+    import xgboost as xgb
+
+    client = clients(local_aws)
+    ec2 = client("ec2")
+    sg, subnets = make_vpc(ec2)
+    before = free_ips(ec2, subnets)
+    args = ["deploy", "--name", "local1", "--image", "xgboost:1.7-1", "--model-data", str(demo_model.model_tar),
+            "--instance-type", "ml.m5.large", "--count", "2", "--role", "arn:aws:iam::123456789012:role/R",
+            "--poll-interval", "0.2s", "--timeout", "90s", "--security-group", sg]
+    for s in subnets:
+        args += ["--subnet", s]
+    result = run_sme(*args, env=local_env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert free_ips(ec2, subnets) == before - 2, "each instance takes one address"
+    azs = {e["AvailabilityZone"] for e in ec2.describe_network_interfaces()["NetworkInterfaces"]}
+    assert len(azs) == 2, f"two instances should sit in two AZs, got {azs}"
+
+    rows = demo_model.payload_csv.read_text().splitlines()[:5]
+    runtime = client("sagemaker-runtime")
+    reply = runtime.invoke_endpoint(EndpointName="local1", ContentType="text/csv", Body="\n".join(rows))
+    got = [float(x) for x in reply["Body"].read().decode().replace("\n", ",").strip(",").split(",")]
+    import tarfile
+
+    with tarfile.open(demo_model.model_tar) as tar:
+        booster = xgb.Booster()
+        booster.load_model(bytearray(tar.extractfile("xgboost-model").read()))
+    want = booster.predict(xgb.DMatrix(np.array([[float(v) for v in r.split(",")] for r in rows])))
+    assert np.allclose(got, want, rtol=1e-6), (got, want)
+
+    # load: metrics reach CloudWatch and a target-tracking policy scales the variant out
+    aas = client("application-autoscaling")
+    resource = "endpoint/local1/variant/AllTraffic"
+    aas.register_scalable_target(ServiceNamespace="sagemaker", ResourceId=resource, MinCapacity=2, MaxCapacity=3,
+                                 ScalableDimension="sagemaker:variant:DesiredInstanceCount")
+    aas.put_scaling_policy(PolicyName="p", ServiceNamespace="sagemaker", ResourceId=resource,
+                           ScalableDimension="sagemaker:variant:DesiredInstanceCount", PolicyType="TargetTrackingScaling",
+                           TargetTrackingScalingPolicyConfiguration={
+                               "TargetValue": 60.0, "ScaleOutCooldown": 1, "ScaleInCooldown": 600,
+                               "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}})
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        for _ in range(20):
+            runtime.invoke_endpoint(EndpointName="local1", ContentType="text/csv", Body=rows[0])
+        variant = client("sagemaker").describe_endpoint(EndpointName="local1")["ProductionVariants"][0]
+        if variant["CurrentInstanceCount"] == 3:
+            break
+        time.sleep(0.5)
+    assert variant["CurrentInstanceCount"] == 3, variant
+    assert free_ips(ec2, subnets) == before - 3
+    cw = client("cloudwatch")
+    end = time.time() + 5
+    data = cw.get_metric_data(StartTime=end - 120, EndTime=end, MetricDataQueries=[
+        {"Id": f"m{i}", "MetricStat": {"Metric": {"Namespace": ns, "MetricName": name, "Dimensions": [
+            {"Name": "EndpointName", "Value": "local1"}, {"Name": "VariantName", "Value": "AllTraffic"}]},
+            "Period": 60, "Stat": stat}}
+        for i, (ns, name, stat) in enumerate([("AWS/SageMaker", "Invocations", "Sum"),
+                                              ("AWS/SageMaker", "ModelLatency", "Average"),
+                                              ("/aws/sagemaker/Endpoints", "CPUUtilization", "Average")])])
+    values = {r["Id"]: sum(r["Values"]) for r in data["MetricDataResults"]}
+    assert values["m0"] >= 20, values
+    assert values["m1"] > 0 and values["m2"] >= 0, values
+
+    pids = [i.proc.pid for ep in local_aws.endpoints.live_endpoints() for i in ep.live.all()]
+    assert len(pids) == 3
+    down = run_sme("teardown", "--name", "local1", env=local_env, cwd=tmp_path)
+    assert down.returncode == 0, down.stderr
+    assert free_ips(ec2, subnets) == before, "teardown must free every address"
+    for pid in pids:
+        assert not _alive(pid), f"runtime {pid} still running after teardown"
+
+
+def test_broken_artifact_fails_with_reason(local_aws, local_env, tmp_path):
+    import tarfile
+
+    bad = tmp_path / "bad.tar.gz"
+    with tarfile.open(bad, "w:gz") as tar:
+        info = tarfile.TarInfo("xgboost-model")
+        payload = b"this is not a model"
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+    result = run_sme("deploy", "--name", "broken", "--image", "xgboost:1.7-1", "--model-data", str(bad),
+                     "--instance-type", "ml.m5.large", "--role", "arn:aws:iam::123456789012:role/R",
+                     "--poll-interval", "0.2s", "--timeout", "60s", env=local_env, cwd=tmp_path)
+    assert result.returncode == 4, result.stderr
+    assert "Failed" in result.stderr and "model" in result.stderr.lower()
+    assert run_sme("teardown", "--name", "broken", env=local_env, cwd=tmp_path).returncode == 0
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except OSError:
+        return False
