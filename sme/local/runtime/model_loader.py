@@ -1,0 +1,162 @@
+"""Load an unpacked artifact into a model that answers invocations, for either serving convention.
+
+A loaded model has one method, `invoke(body, content_type, accept) -> (body, content_type)`. It raises
+`RequestError` for a bad request (4xx) and anything else for a model failure (5xx). Each gunicorn worker
+loads its own copy (XGBoost's predict is not fork-safe once its thread pool exists), with one thread
+per booster as the SageMaker container does.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+from sme.local.runtime import codecs
+from sme.local.runtime.artifact import INFERENCE_SCRIPT, Artifact, ModelLoadError
+
+log = logging.getLogger("sme.runtime")
+HANDLER_NAMES = ("model_fn", "input_fn", "predict_fn", "output_fn", "transform_fn")
+
+
+def load_model(artifact: Artifact) -> "XGBoostModel | ScriptModel":
+    """Raises ModelLoadError with the reason an endpoint would show as Failed."""
+    if artifact.convention == INFERENCE_SCRIPT:
+        return ScriptModel.load(artifact)
+    return XGBoostModel(load_boosters(artifact.model_files))
+
+
+def load_boosters(paths: tuple[Path, ...]) -> list:
+    import xgboost as xgb
+
+    boosters = []
+    for path in paths:
+        booster = xgb.Booster()
+        try:
+            # From bytes, xgboost tells JSON, UBJ and its old binary format apart by content, as 1.7 does
+            # for the container's extension-less `xgboost-model`.
+            booster.load_model(bytearray(path.read_bytes()))
+        except xgb.core.XGBoostError as e:
+            first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ModelLoadError(
+                f"{path.name} is not an XGBoost model that xgboost {xgb.__version__} can load "
+                f"(save it with Booster.save_model in JSON or UBJ format): {first_line}"
+            ) from None
+        booster.set_param("nthread", 1)
+        boosters.append(booster)
+    return boosters
+
+
+class XGBoostModel:
+    """The built-in XGBoost algorithm's serving behaviour."""
+
+    def __init__(self, boosters: list):
+        self.boosters = boosters
+        self.n_features = boosters[0].num_features()
+
+    def invoke(self, body: bytes, content_type: str, accept_header: str | None) -> tuple[bytes, str]:
+        accept = codecs.choose_accept(accept_header, codecs.XGBOOST_ACCEPTS, codecs.default_accept(content_type))
+        rows = codecs.decode_rows(body, content_type, self.n_features)
+        return codecs.encode_predictions(self.predict(rows), accept), accept
+
+    def predict(self, rows):
+        # inplace_predict skips building a DMatrix: the bulk of the cost for a one-row request.
+        if len(self.boosters) == 1:
+            return self.boosters[0].inplace_predict(rows, validate_features=False)
+        import numpy as np
+
+        return np.mean([b.inplace_predict(rows, validate_features=False) for b in self.boosters], axis=0)
+
+
+class ScriptModel:
+    """The inference toolkit's handler convention: the script's functions, defaults for the rest."""
+
+    def __init__(self, model: Any, handlers: dict[str, Callable]):
+        self.model = model
+        self.transform_fn = handlers.get("transform_fn")
+        self.input_fn = handlers.get("input_fn") or self._default_input_fn
+        self.predict_fn = handlers.get("predict_fn") or _default_predict_fn
+        self.output_fn = handlers.get("output_fn") or _default_output_fn
+
+    @classmethod
+    def load(cls, artifact: Artifact) -> "ScriptModel":
+        module = _import_script(artifact.script)
+        handlers = {name: getattr(module, name) for name in HANDLER_NAMES if callable(getattr(module, name, None))}
+        model_fn = handlers.get("model_fn") or _default_model_fn(artifact)
+        try:
+            model = model_fn(str(artifact.model_dir))
+        except ModelLoadError:
+            raise
+        except Exception as e:
+            raise ModelLoadError(f"model_fn in {artifact.script.name} raised {type(e).__name__}: {e}") from e
+        return cls(model, handlers)
+
+    def invoke(self, body: bytes, content_type: str, accept_header: str | None) -> tuple[bytes, str]:
+        default = codecs.default_accept(content_type, fallback=codecs.JSON)
+        accept = default if not accept_header or accept_header.strip() == "*/*" else accept_header
+        if self.transform_fn is not None:
+            result = self.transform_fn(self.model, body, content_type, accept)
+        else:
+            data = self.input_fn(body, content_type)
+            prediction = self.predict_fn(data, self.model)
+            result = self.output_fn(prediction, accept)
+        if isinstance(result, tuple) and len(result) == 2:  # (body, content type), as the toolkit allows
+            result, accept = result
+        return (result.encode() if isinstance(result, str) else bytes(result)), codecs.media_type(accept)
+
+    def _default_input_fn(self, body: bytes, content_type: str):
+        if content_type == codecs.NPY:
+            import io
+
+            import numpy as np
+
+            return np.load(io.BytesIO(body), allow_pickle=False)
+        n_features = self.model.num_features() if _is_booster(self.model) else None
+        return codecs.decode_rows(body, content_type, n_features)
+
+
+def _import_script(script: Path) -> ModuleType:
+    code_dir = str(script.parent)
+    if code_dir not in sys.path:
+        sys.path.insert(0, code_dir)  # the script may import its sibling modules
+    os.environ.setdefault("SM_MODEL_DIR", str(script.parent.parent))
+    spec = importlib.util.spec_from_file_location(script.stem, script)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:  # SyntaxError and ImportError included: the user's script, the user's reason
+        raise ModelLoadError(f"{script.name} failed to import: {type(e).__name__}: {e}") from e
+    return module
+
+
+def _default_model_fn(artifact: Artifact) -> Callable[[str], Any]:
+    boosters = [p for p in artifact.model_files if p.name == "xgboost-model"] or list(artifact.model_files)
+
+    def model_fn(model_dir: str):
+        if not boosters:
+            raise ModelLoadError(f"{artifact.script.name} defines no model_fn and the model data has no xgboost-model to load")
+        return load_boosters((boosters[0],))[0]
+
+    return model_fn
+
+
+def _is_booster(model: Any) -> bool:
+    return type(model).__name__ == "Booster" and hasattr(model, "inplace_predict")
+
+
+def _default_predict_fn(data: Any, model: Any) -> Any:
+    if _is_booster(model):
+        return model.inplace_predict(data, validate_features=False)
+    if hasattr(model, "predict"):
+        return model.predict(data)
+    if callable(model):
+        return model(data)
+    raise TypeError(f"the model from model_fn ({type(model).__name__}) has no predict method; define predict_fn")
+
+
+def _default_output_fn(prediction: Any, accept: str) -> bytes:
+    return codecs.encode_value(prediction, codecs.media_type(accept))

@@ -1,0 +1,134 @@
+"""The runtime's pure parts, in process: unpacking model data safely, deciding the convention, codecs,
+and the demo model's compatibility with the 1.7-1 container."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sme.local.runtime import codecs
+from sme.local.runtime.artifact import INFERENCE_SCRIPT, XGBOOST, ModelLoadError, inspect, unpack
+
+
+def _tar(path: Path, members: list[tarfile.TarInfo]) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        for info in members:
+            data = b"x" * info.size
+            tar.addfile(info, io.BytesIO(data) if info.isfile() else None)
+    return path
+
+
+def _file(name: str, size: int = 1) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    return info
+
+
+def _link(name: str, target: str) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.SYMTYPE
+    info.linkname = target
+    return info
+
+
+@pytest.mark.parametrize("member", [_file("../up"), _file("/abs"), _file("code/../../up"),
+                                    _link("xgboost-model", "/etc/passwd"), _link("m", "../../x")])
+def test_unpack_refuses_members_that_leave_the_model_dir(tmp_path, member):
+    model_dir = tmp_path / "model"
+    with pytest.raises(ModelLoadError, match="outside the model directory"):
+        unpack(_tar(tmp_path / "m.tar.gz", [member]), model_dir)
+    assert not (tmp_path / "up").exists()
+
+
+def test_unpack_reports_a_missing_file(tmp_path):
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        unpack(tmp_path / "nope.tar.gz", tmp_path / "model")
+
+
+def test_inspect_prefers_the_handler_script_and_reads_requirements(tmp_path):
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "inference.py").write_text("")
+    (tmp_path / "code" / "requirements.txt").write_text("torch\n\n# note\nnumpy<2  # pinned\n")
+    (tmp_path / "xgboost-model").write_text("{}")
+    artifact = inspect(tmp_path, env={})
+    assert artifact.convention == INFERENCE_SCRIPT
+    assert artifact.requirements == ("torch", "numpy<2")
+
+
+def test_inspect_honours_program_and_submit_directory(tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "serve.py").write_text("")
+    env = {"SAGEMAKER_PROGRAM": "serve.py", "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/src"}
+    assert inspect(tmp_path, env=env).script == tmp_path / "src" / "serve.py"
+
+
+def test_inspect_builtin_xgboost_and_empty(tmp_path):
+    (tmp_path / "xgboost-model").write_text("{}")
+    (tmp_path / ".hidden").write_text("")
+    artifact = inspect(tmp_path, env={})
+    assert artifact.convention == XGBOOST
+    assert [p.name for p in artifact.model_files] == ["xgboost-model"]
+    empty = tmp_path / "empty"
+    (empty / "sub").mkdir(parents=True)
+    with pytest.raises(ModelLoadError, match="neither an xgboost-model member nor code/inference.py"):
+        inspect(empty, env={})
+
+
+def test_csv_empty_fields_are_missing_values():
+    rows = codecs.decode_rows(b"1,,3\n4,5,6\n", codecs.CSV, 3)
+    assert rows.shape == (2, 3)
+    assert np.isnan(rows[0, 1]) and rows[1, 2] == 6
+
+
+def test_csv_rows_of_different_widths_are_refused():
+    with pytest.raises(codecs.RequestError, match="different numbers of values") as e:
+        codecs.decode_rows(b"1,2\n1,2,3", codecs.CSV, None)
+    assert e.value.status == 400
+
+
+def test_json_shapes():
+    one = codecs.decode_rows(b'{"instances": [{"features": [1, 2]}]}', codecs.JSON, 2)
+    assert one.tolist() == [[1, 2]]
+    assert codecs.decode_rows(b"[1, null]", codecs.JSON, 2).shape == (1, 2)
+    with pytest.raises(codecs.RequestError, match="equal length"):
+        codecs.decode_rows(b"[[1, 2], [3]]", codecs.JSON, None)
+
+
+def test_accept_negotiation():
+    assert codecs.choose_accept("application/json; q=1", codecs.XGBOOST_ACCEPTS, codecs.CSV) == codecs.JSON
+    assert codecs.choose_accept("image/png, text/csv", codecs.XGBOOST_ACCEPTS, codecs.JSON) == codecs.CSV
+    assert codecs.choose_accept(None, codecs.XGBOOST_ACCEPTS, codecs.JSON) == codecs.JSON
+    assert codecs.media_type("text/x-libsvm; charset=utf-8") == codecs.LIBSVM
+
+
+def test_predictions_round_trip_exactly():
+    predictions = np.array([0.1234567, 0.9], dtype=np.float32)
+    body = codecs.encode_predictions(predictions, codecs.CSV)
+    assert np.array([float(v) for v in body.split(b",")], dtype=np.float32).tolist() == predictions.tolist()
+    scores = json.loads(codecs.encode_predictions(predictions, codecs.JSON))["predictions"]
+    assert [s["score"] for s in scores] == predictions.tolist()
+
+
+def test_demo_model_is_what_the_container_expects(tmp_path):
+    """One member named xgboost-model, JSON format, base_score 0.5 (the value xgboost 1.7 falls back to
+    when it cannot parse 3.x's "[5E-1]"), a payload of feature rows only; and built quickly."""
+    import time
+
+    from sme.local.demo_model import build_demo_model
+
+    started = time.perf_counter()
+    demo = build_demo_model(tmp_path)
+    assert time.perf_counter() - started < 3
+    with tarfile.open(demo.model_tar) as tar:
+        assert tar.getnames() == ["xgboost-model"]
+        model = json.loads(tar.extractfile("xgboost-model").read())
+    assert float(model["learner"]["learner_model_param"]["base_score"].strip("[]")) == 0.5
+    assert model["learner"]["learner_model_param"]["num_feature"] == "30"
+    lines = demo.payload_csv.read_text().splitlines()
+    assert len(lines) == demo.n_rows == 569
+    assert all(len(line.split(",")) == 30 for line in lines)
