@@ -162,3 +162,32 @@ def _alive(pid):
             return fh.read().split()[2] != "Z"
     except OSError:
         return False
+
+
+def test_local_start_prints_environment_and_stops_on_sigterm(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    ready = tmp_path / "env.sh"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    proc = subprocess.Popen([sys.executable, "-m", "sme", "local", "start", "--port", "0", "--ready-file", str(ready),
+                             "--workdir", str(tmp_path / "w")], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 30
+        while not ready.exists() and time.time() < deadline:
+            time.sleep(0.1)
+        exports = dict(line[len("export "):].split("=", 1) for line in ready.read_text().splitlines())
+        assert exports["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
+        child = dict(env, **exports, SME_STATE_DIR=str(tmp_path / ".sme"),
+                     AWS_CONFIG_FILE=os.environ["AWS_CONFIG_FILE"],
+                     AWS_SHARED_CREDENTIALS_FILE=os.environ["AWS_SHARED_CREDENTIALS_FILE"])
+        status = run_sme("status", "--name", "nothing", "--json", env=child, cwd=tmp_path)
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["status"] == "NotDeployed"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "export AWS_ENDPOINT_URL=" in out
