@@ -65,20 +65,17 @@ class RemoteState:
         return endpoint_view(raw) if raw else None
 
     def describe_endpoint(self, name: str) -> dict[str, Any] | None:
-        client = self.aws.client("sagemaker")
-        try:
-            with aws_call("sagemaker:DescribeEndpoint", name):
-                return client.describe_endpoint(EndpointName=name)
-        except Exception as exc:  # noqa: BLE001
-            if is_not_found(exc.__cause__ or exc):
-                return None
-            raise
+        return self._describe("DescribeEndpoint", name, lambda c: c.describe_endpoint(EndpointName=name))
 
     def describe_endpoint_config(self, name: str) -> dict[str, Any] | None:
-        client = self.aws.client("sagemaker")
+        return self._describe("DescribeEndpointConfig", name,
+                              lambda c: c.describe_endpoint_config(EndpointConfigName=name))
+
+    def _describe(self, op: str, name: str, call: Any) -> dict[str, Any] | None:
+        """A SageMaker describe; None when the resource does not exist."""
         try:
-            with aws_call("sagemaker:DescribeEndpointConfig", name):
-                return client.describe_endpoint_config(EndpointConfigName=name)
+            with aws_call(f"sagemaker:{op}", name):
+                return call(self.aws.client("sagemaker"))
         except Exception as exc:  # noqa: BLE001
             if is_not_found(exc.__cause__ or exc):
                 return None
