@@ -136,9 +136,11 @@ class MotoServer:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
         from werkzeug.serving import make_server
 
-        from sme.awslocal import sagemaker_ext
+        from sme.awslocal import autoscaling_ext, sagemaker_ext
 
         sagemaker_ext.install()
+        __import__("sme.awslocal.quotas_ext", fromlist=["install"]).install()  # SageMaker quotas (issue 3)
+        autoscaling_ext.install()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self.recorder = Recorder(DomainDispatcherApplication(create_backend_app))
         self._server = make_server(self.host, self.port, self.recorder, threaded=True)

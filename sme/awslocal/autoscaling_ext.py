@@ -1,0 +1,106 @@
+"""What moto's Application Auto Scaling lacks and sme needs: DescribeScalingActivities.
+
+``install()`` patches moto's backend and responses in this process (moto internals: the moto version is
+pinned). Activities live on the backend, so ``/moto-api/reset`` clears them, and come from:
+
+- ``RegisterScalableTarget`` on an existing target whose capacity bounds change (what AWS reports as
+  "Setting desired count" when the current count falls outside the new bounds is simplified to one
+  Successful activity per change);
+- ``PutScalingPolicy`` (one activity naming the policy);
+- ``add_activity(...)``: tests and local mode append their own (a scale-out, a failure).
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+_INSTALLED = False
+_SEQ = itertools.count()
+
+
+def _activities(backend: Any) -> list[dict[str, Any]]:
+    if not hasattr(backend, "_sme_activities"):
+        backend._sme_activities = []
+    return backend._sme_activities
+
+
+def add_activity(resource_id: str, description: str, *, status: str = "Successful", cause: str = "",
+                 namespace: str = "sagemaker", dimension: str = "sagemaker:variant:DesiredInstanceCount",
+                 start: datetime | None = None, account_id: str = "123456789012",
+                 region: str = "us-east-1") -> dict[str, Any]:
+    """Record a scaling activity as if AWS had run it; returns it."""
+    from moto.applicationautoscaling.models import applicationautoscaling_backends
+
+    return _record(applicationautoscaling_backends[account_id][region], namespace, resource_id, dimension,
+                   description, cause or description, status, start)
+
+
+def _record(backend: Any, namespace: str, resource_id: str, dimension: str, description: str, cause: str,
+            status: str = "Successful", start: datetime | None = None) -> dict[str, Any]:
+    now = start or datetime.now(timezone.utc)
+    activity = {
+        "ActivityId": str(uuid.uuid4()), "ServiceNamespace": namespace, "ResourceId": resource_id,
+        "ScalableDimension": dimension, "Description": description, "Cause": cause,
+        "StartTime": now, "EndTime": now, "StatusCode": status, "StatusMessage": status, "_seq": next(_SEQ)}
+    _activities(backend).append(activity)
+    return activity
+
+
+def install() -> None:
+    """Patch moto's Application Auto Scaling backend and responses (idempotent)."""
+    global _INSTALLED
+    if _INSTALLED:
+        return
+    import json
+
+    from moto.applicationautoscaling.models import ApplicationAutoscalingBackend
+    from moto.applicationautoscaling.responses import ApplicationAutoScalingResponse
+
+    orig_register = ApplicationAutoscalingBackend.register_scalable_target
+    orig_put_policy = ApplicationAutoscalingBackend.put_scaling_policy
+
+    def register_scalable_target(self: Any, namespace: str, r_id: str, dimension: str, min_capacity: Any,
+                                 max_capacity: Any, role_arn: str, suspended_state: Any) -> Any:
+        before = self.targets.get(dimension, {}).get(r_id)
+        bounds = (before.min_capacity, before.max_capacity) if before else None
+        target = orig_register(self, namespace, r_id, dimension, min_capacity, max_capacity, role_arn,
+                               suspended_state)
+        if bounds is not None and bounds != (target.min_capacity, target.max_capacity):
+            _record(self, namespace, r_id, dimension,
+                    f"Setting capacity bounds to min {target.min_capacity}, max {target.max_capacity}",
+                    "scalable target registered with new bounds")
+        return target
+
+    def put_scaling_policy(self: Any, policy_name: str, service_namespace: str, resource_id: str,
+                           scalable_dimension: str, policy_body: Any, policy_type: Any) -> Any:
+        policy = orig_put_policy(self, policy_name, service_namespace, resource_id, scalable_dimension,
+                                 policy_body, policy_type)
+        _record(self, service_namespace, resource_id, scalable_dimension,
+                f"Scaling policy {policy_name} set", f"PutScalingPolicy {policy_name}")
+        return policy
+
+    def describe_scaling_activities(self: Any) -> str:
+        namespace = self._get_param("ServiceNamespace")
+        resource_id = self._get_param("ResourceId")
+        dimension = self._get_param("ScalableDimension")
+        limit = self._get_int_param("MaxResults") or 50
+        start = int(self._get_param("NextToken") or 0)
+        found = [a for a in _activities(self.applicationautoscaling_backend)
+                 if a["ServiceNamespace"] == namespace and (not resource_id or a["ResourceId"] == resource_id)
+                 and (not dimension or a["ScalableDimension"] == dimension)]
+        found.sort(key=lambda a: (a["StartTime"], a["_seq"]), reverse=True)  # newest first, as AWS
+        page = found[start:start + limit]
+        body: dict[str, Any] = {"ScalingActivities": [
+            {**{k: v for k, v in a.items() if k != "_seq"},
+             "StartTime": a["StartTime"].timestamp(), "EndTime": a["EndTime"].timestamp()} for a in page]}
+        if start + limit < len(found):
+            body["NextToken"] = str(start + limit)
+        return json.dumps(body)
+
+    ApplicationAutoscalingBackend.register_scalable_target = register_scalable_target
+    ApplicationAutoscalingBackend.put_scaling_policy = put_scaling_policy
+    ApplicationAutoScalingResponse.describe_scaling_activities = describe_scaling_activities
+    _INSTALLED = True

@@ -1,0 +1,158 @@
+"""Which CloudWatch series a sample reads, and how one GetMetricData call fetches them all.
+
+The metric -> (namespace, statistic) map is data (``METRICS``): change the table, not the code. A series
+is (variant, metric, statistic); its key in a sample is the metric's name when the statistic is the
+metric's default, else ``Metric:Stat`` (``ModelLatency:p99``). Percentiles are offered only when asked
+for (``--metric ModelLatency:p99`` or ``--p99``): they are costlier, and moto cannot serve them.
+
+Every series of a sample goes into one GetMetricData call (500 queries per call is CloudWatch's limit;
+past it, the queries are split into as few calls as that allows). A series with no datapoint in the
+window is ``null``: CloudWatch publishes SageMaker metrics a minute or two late, so the newest
+sample can undercount.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable
+
+from sme.errors import UserError
+
+SAGEMAKER = "AWS/SageMaker"
+INSTANCE = "/aws/sagemaker/Endpoints"
+
+# metric -> (namespace, default statistic). Counts are summed over the window, latencies and
+# utilisations averaged; ModelSetupTime (serverless cold starts) is a worst case, hence Maximum.
+METRICS: dict[str, tuple[str, str]] = {
+    "Invocations": (SAGEMAKER, "Sum"),
+    "InvocationsPerInstance": (SAGEMAKER, "Sum"),
+    "ModelLatency": (SAGEMAKER, "Average"),
+    "OverheadLatency": (SAGEMAKER, "Average"),
+    "Invocation4XXErrors": (SAGEMAKER, "Sum"),
+    "Invocation5XXErrors": (SAGEMAKER, "Sum"),
+    "ModelSetupTime": (SAGEMAKER, "Maximum"),
+    "CPUUtilization": (INSTANCE, "Average"),
+    "MemoryUtilization": (INSTANCE, "Average"),
+    "DiskUtilization": (INSTANCE, "Average"),
+    "GPUUtilization": (INSTANCE, "Average"),
+    "GPUMemoryUtilization": (INSTANCE, "Average"),
+}
+# what --p99 adds
+P99_METRICS = ("ModelLatency", "OverheadLatency")
+MAX_QUERIES = 500  # GetMetricData's limit per call
+_STAT = re.compile(r"^(Sum|Average|Maximum|Minimum|SampleCount|p\d{1,2}(\.\d{1,3})?)$")
+# CloudWatch accepts these periods, or any multiple of 60
+_SHORT_PERIODS = (1, 5, 10, 30)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    namespace: str
+    stat: str
+
+    @property
+    def key(self) -> str:
+        return self.name if METRICS.get(self.name, ("", ""))[1] == self.stat else f"{self.name}:{self.stat}"
+
+
+@dataclass(frozen=True)
+class Series:
+    variant: str
+    metric: MetricSpec
+
+
+def parse_metric_specs(values: Iterable[str], p99: bool = False) -> tuple[MetricSpec, ...]:
+    """`--metric NAME[:STAT]` values (comma lists allowed) -> specs; none given means every default."""
+    items = [part.strip() for v in values for part in str(v).split(",") if part.strip()]
+    specs: list[MetricSpec] = []
+    if not items:
+        specs = [MetricSpec(name, ns, stat) for name, (ns, stat) in METRICS.items()]
+    for item in items:
+        name, _, stat = item.partition(":")
+        if name not in METRICS:
+            raise UserError(f"--metric {item!r}: unknown metric {name!r}",
+                            hint=f"use one of {', '.join(METRICS)} (optionally :Sum, :Average, :Maximum, :p99)")
+        stat = stat or METRICS[name][1]
+        if not _STAT.match(stat):
+            raise UserError(f"--metric {item!r}: unknown statistic {stat!r}",
+                            hint="use Sum, Average, Maximum, Minimum, SampleCount or a percentile such as p99")
+        specs.append(MetricSpec(name, METRICS[name][0], stat))
+    if p99:
+        specs += [MetricSpec(n, METRICS[n][0], "p99") for n in P99_METRICS]
+    return tuple(dict.fromkeys(specs))  # unique, in order
+
+
+def series_for(variants: Iterable[str], specs: Iterable[MetricSpec]) -> list[Series]:
+    specs = tuple(specs)
+    return [Series(v, m) for v in variants for m in specs]
+
+
+def period_for(interval: float) -> int:
+    """The smallest period CloudWatch accepts that covers one interval (1, 5, 10, 30 or n*60 s)."""
+    for p in _SHORT_PERIODS:
+        if interval <= p:
+            return p
+    return int(-(-interval // 60) * 60)
+
+
+def build_queries(endpoint: str, series: list[Series], period: int) -> list[dict[str, Any]]:
+    return [{
+        "Id": f"m{i}",
+        "MetricStat": {
+            "Metric": {"Namespace": s.metric.namespace, "MetricName": s.metric.name,
+                       "Dimensions": [{"Name": "EndpointName", "Value": endpoint},
+                                      {"Name": "VariantName", "Value": s.variant}]},
+            "Period": period,
+            "Stat": s.metric.stat,
+        },
+        "ReturnData": True,
+    } for i, s in enumerate(series)]
+
+
+def combine(stat: str, values: list[float]) -> float | None:
+    """Several datapoints of one series in the window -> one value with the series' statistic."""
+    if not values:
+        return None
+    if stat in ("Sum", "SampleCount"):
+        return float(sum(values))
+    if stat == "Minimum":
+        return float(min(values))
+    if stat == "Average":
+        return float(sum(values) / len(values))
+    return float(max(values))  # Maximum, and the conservative choice for a percentile
+
+
+def fetch(call: Callable[[dict[str, Any]], dict[str, Any]], endpoint: str, series: list[Series],
+          start: float, end: float, period: int) -> dict[str, dict[str, float | None]]:
+    """All series in as few GetMetricData calls as the 500-query limit allows (and NextToken pages).
+
+    ``call(kwargs)`` performs one GetMetricData (with the caller's retries). Returns
+    {variant: {series key: value or None}}.
+    """
+    out: dict[str, dict[str, float | None]] = {}
+    for s in series:
+        out.setdefault(s.variant, {})[s.metric.key] = None
+    queries = build_queries(endpoint, series, period)
+    values: dict[str, list[float]] = {}
+    for first in range(0, len(queries), MAX_QUERIES):
+        chunk = queries[first:first + MAX_QUERIES]
+        kwargs: dict[str, Any] = {"MetricDataQueries": chunk, "StartTime": _utc(start), "EndTime": _utc(end),
+                                  "ScanBy": "TimestampDescending"}
+        while True:
+            reply = call(kwargs)
+            for result in reply.get("MetricDataResults", []):
+                values.setdefault(result["Id"], []).extend(float(v) for v in result.get("Values", []))
+            token = reply.get("NextToken")
+            if not token:
+                break
+            kwargs = {**kwargs, "NextToken": token}
+    for i, s in enumerate(series):
+        out[s.variant][s.metric.key] = combine(s.metric.stat, values.get(f"m{i}", []))
+    return out
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=timezone.utc)
