@@ -132,3 +132,14 @@ def test_demo_model_is_what_the_container_expects(tmp_path):
     lines = demo.payload_csv.read_text().splitlines()
     assert len(lines) == demo.n_rows == 569
     assert all(len(line.split(",")) == 30 for line in lines)
+
+
+def test_server_settings_come_from_sagemaker_environment(monkeypatch):
+    from sme.local.runtime.__main__ import parse_args
+
+    monkeypatch.setenv("SAGEMAKER_BIND_TO_PORT", "9123")
+    monkeypatch.setenv("SAGEMAKER_MODEL_SERVER_WORKERS", "3")
+    monkeypatch.setenv("SAGEMAKER_MODEL_SERVER_TIMEOUT", "7")
+    args = parse_args(["--model-data", "m.tar.gz"])
+    assert (args.port, args.workers, args.timeout) == (9123, 3, 7)
+    assert parse_args(["--model-data", "m.tar.gz", "--port", "0", "--workers", "1"]).workers == 1

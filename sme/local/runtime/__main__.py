@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             log.error("model load failed: %s", e)
             write_status(args.status_file, FAILED, reason=str(e))
             return 1
+        os.environ["SM_MODEL_DIR"] = str(model_dir)  # where handler scripts look, as /opt/ml/model in SageMaker
         if artifact.requirements:
             log.warning("code/requirements.txt lists %s; local mode does not install packages, so the "
                         "runtime's environment must already have them", ", ".join(artifact.requirements))

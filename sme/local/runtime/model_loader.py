@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -123,7 +122,6 @@ def _import_script(script: Path) -> ModuleType:
     code_dir = str(script.parent)
     if code_dir not in sys.path:
         sys.path.insert(0, code_dir)  # the script may import its sibling modules
-    os.environ.setdefault("SM_MODEL_DIR", str(script.parent.parent))
     spec = importlib.util.spec_from_file_location(script.stem, script)
     module = importlib.util.module_from_spec(spec)
     try:
