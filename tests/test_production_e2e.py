@@ -1,0 +1,217 @@
+"""Production features end to end: the real `sme` as a subprocess against the moto server on loopback.
+
+Autoscaling registered around updates and removed with its section, guarded updates (DeploymentConfig,
+auto-rollback alarms), `sme rollback`, and preflight stopping a deploy before any mutating call.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.test_deploy_e2e import deploy_args, model_tar  # noqa: F401  (fixture)
+
+RID = "endpoint/churn/variant/AllTraffic"
+
+
+def targets(boto):
+    return boto("application-autoscaling").describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+
+
+def policies(boto):
+    return boto("application-autoscaling").describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]
+
+
+def write_config(tmp_path, vpc, model_tar, *, count=2, extra=""):
+    cfg = tmp_path / "sme.yaml"
+    subnets = json.dumps(vpc["subnets"])
+    cfg.write_text(f"""
+name: churn
+region: us-east-1
+model:
+  image: 683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1
+  model_data: {model_tar}
+  role: arn:aws:iam::123456789012:role/SageMakerRole
+network:
+  subnets: {subnets}
+  security_groups: [{vpc["security_group"]}]
+endpoint:
+  variants:
+    - {{name: AllTraffic, instance_type: ml.m5.large, count: {count}}}
+{extra}""")
+    return str(cfg)
+
+
+FAST = ("--poll-interval", "0.05s", "--timeout", "60s")
+
+
+def test_autoscaling_is_registered_wrapped_around_updates_and_removed(sme, vpc, model_tar, boto, moto, tmp_path):
+    first = sme(*deploy_args(vpc, model_tar, "--min", "2", "--max", "6", "--target", "150"))
+    assert first.returncode == 0, first.stderr
+    [target] = targets(boto)
+    assert (target["ResourceId"], target["MinCapacity"], target["MaxCapacity"]) == (RID, 2, 6)
+    [policy] = policies(boto)
+    config = policy["TargetTrackingScalingPolicyConfiguration"]
+    assert config["TargetValue"] == 150.0
+    assert config["PredefinedMetricSpecification"]["PredefinedMetricType"] == "SageMakerVariantInvocationsPerInstance"
+    assert (config["ScaleInCooldown"], config["ScaleOutCooldown"]) == (300, 60)
+
+    moto.recorder.reset()
+    again = sme(*deploy_args(vpc, model_tar, "--min", "2", "--max", "6", "--target", "150"))
+    assert again.returncode == 0 and moto.recorder.mutating() == [], moto.recorder.mutating()
+
+    # the fleet was scaled out to 5; a deploy of a changed spec must not reset it
+    boto("sagemaker").update_endpoint_weights_and_capacities(
+        EndpointName="churn", DesiredWeightsAndCapacities=[{"VariantName": "AllTraffic", "DesiredInstanceCount": 5}])
+    moto.recorder.reset()
+    update = sme(*deploy_args(vpc, model_tar, "--min", "2", "--max", "6", "--target", "150", count=3))
+    assert update.returncode == 0, update.stderr
+    ops = [c.operation for c in moto.recorder.mutating() if c.service in ("sagemaker", "application-autoscaling")]
+    assert ops == ["CreateEndpointConfig", "DeleteScalingPolicy", "DeregisterScalableTarget", "UpdateEndpoint",
+                   "RegisterScalableTarget", "PutScalingPolicy"], ops
+    assert boto("sagemaker").describe_endpoint(EndpointName="churn")["ProductionVariants"][0][
+        "DesiredInstanceCount"] == 5, "RetainAllVariantProperties should keep the scaled-out count"
+
+    moto.recorder.reset()
+    removed = sme(*deploy_args(vpc, model_tar, count=3))
+    assert removed.returncode == 0, removed.stderr
+    assert targets(boto) == [] and policies(boto) == []
+    assert [c.operation for c in moto.recorder.mutating()] == ["DeleteScalingPolicy", "DeregisterScalableTarget"]
+
+
+def test_blue_green_update_sends_the_deployment_config_and_creates_alarms(sme, vpc, model_tar, boto, tmp_path):
+    update = """    update:
+      strategy: canary
+      canary_size: 10
+      wait: 5m
+      termination_wait: 2m
+      alarms: auto
+      latency_threshold: 500ms
+"""
+    assert sme("deploy", "-c", write_config(tmp_path, vpc, model_tar, count=2), *FAST).returncode == 0
+    result = sme("deploy", "-c", write_config(tmp_path, vpc, model_tar, count=3, extra=update.replace("    ", "  ")),
+                 *FAST)
+    assert result.returncode == 0, result.stderr
+    endpoint = boto("sagemaker").describe_endpoint(EndpointName="churn")
+    config = endpoint["LastDeploymentConfig"]
+    routing = config["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
+    assert routing == {"Type": "CANARY", "WaitIntervalInSeconds": 300,
+                       "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10}}
+    assert config["BlueGreenUpdatePolicy"]["TerminationWaitInSeconds"] == 120
+    names = {a["AlarmName"] for a in config["AutoRollbackConfiguration"]["Alarms"]}
+    assert names == {"sme-churn-AllTraffic-5xx", "sme-churn-AllTraffic-latency"}
+    alarms = {a["AlarmName"]: a for a in boto("cloudwatch").describe_alarms()["MetricAlarms"]}
+    assert set(alarms) == names, "the alarms must exist before the update names them"
+    assert alarms["sme-churn-AllTraffic-latency"]["Threshold"] == 500_000  # microseconds
+    assert {d["Name"]: d["Value"] for d in alarms["sme-churn-AllTraffic-5xx"]["Dimensions"]} == \
+        {"EndpointName": "churn", "VariantName": "AllTraffic"}
+    assert sme("teardown", "--name", "churn").returncode == 0
+    assert boto("cloudwatch").describe_alarms()["MetricAlarms"] == []
+
+
+def test_rollback_returns_to_the_previous_config_and_verifies(sme, vpc, model_tar, boto):
+    assert sme(*deploy_args(vpc, model_tar, count=2)).returncode == 0
+    first = boto("sagemaker").describe_endpoint(EndpointName="churn")["EndpointConfigName"]
+    assert sme(*deploy_args(vpc, model_tar, count=3)).returncode == 0
+    second = boto("sagemaker").describe_endpoint(EndpointName="churn")["EndpointConfigName"]
+    assert first != second
+
+    result = sme("rollback", "--name", "churn", *FAST)
+    assert result.returncode == 0, result.stderr
+    endpoint = boto("sagemaker").describe_endpoint(EndpointName="churn")
+    assert endpoint["EndpointConfigName"] == first
+    assert endpoint["ProductionVariants"][0]["DesiredInstanceCount"] == 2
+    assert "verified" in result.stderr
+
+    named = sme("rollback", "--name", "churn", "--to", second, *FAST)
+    assert named.returncode == 0, named.stderr
+    assert boto("sagemaker").describe_endpoint(EndpointName="churn")["EndpointConfigName"] == second
+    unknown = sme("rollback", "--name", "churn", "--to", "churn-config-nope", *FAST)
+    assert unknown.returncode == 2 and "recorded history" in unknown.stderr
+
+
+def test_rollback_that_sagemaker_undoes_is_reported(sme, vpc, model_tar):
+    from sme.awslocal.sagemaker_ext import LIFECYCLE
+
+    assert sme(*deploy_args(vpc, model_tar, count=2)).returncode == 0
+    assert sme(*deploy_args(vpc, model_tar, count=3)).returncode == 0
+    LIFECYCLE.rollback_next["churn"] = "health checks failed"
+    result = sme("rollback", "--name", "churn", *FAST)
+    assert result.returncode == 4, result.stderr
+
+
+@pytest.fixture
+def small_subnet(boto, vpc):
+    """One /28 subnet (11 usable addresses in AWS) with all but one taken by network interfaces."""
+    ec2 = boto("ec2")
+    subnet = ec2.create_subnet(VpcId=vpc["vpc"], CidrBlock="10.0.9.0/28", AvailabilityZone="us-east-1a")["Subnet"]
+    free = subnet["AvailableIpAddressCount"]
+    for _ in range(free - 1):
+        ec2.create_network_interface(SubnetId=subnet["SubnetId"])
+    left = ec2.describe_subnets(SubnetIds=[subnet["SubnetId"]])["Subnets"][0]["AvailableIpAddressCount"]
+    assert left == 1, left
+    return subnet["SubnetId"]
+
+
+def small_args(vpc, model_tar, subnet, *extra):
+    return deploy_args(dict(vpc, subnets=[subnet]), model_tar, *extra)
+
+
+def preflight_args(deploy: list[str]) -> list[str]:
+    """The same experiment for `sme preflight` (it has no wait options)."""
+    out, skip = ["preflight"], False
+    for arg in deploy[1:]:
+        if skip:
+            skip = False
+        elif arg in ("--poll-interval", "--timeout"):
+            skip = True
+        else:
+            out.append(arg)
+    return out
+
+
+def test_preflight_fails_on_too_few_free_ips_before_any_change(sme, vpc, model_tar, small_subnet, moto):
+    moto.recorder.reset()
+    result = sme(*small_args(vpc, model_tar, small_subnet))
+    assert result.returncode == 6, result.stderr
+    assert small_subnet in result.stderr and "1 free IPs" in result.stderr and "needs 2" in result.stderr
+    assert "larger subnet" in result.stderr, "the message should carry the fix"
+    assert "HA: availability zones" in result.stderr and "WARN" in result.stderr
+    assert moto.recorder.mutating() == [], "a failed preflight must stop the deploy before any change"
+    standalone = sme(*preflight_args(small_args(vpc, model_tar, small_subnet)))
+    assert standalone.returncode == 6 and "FAIL" in standalone.stdout
+    skipped = sme(*small_args(vpc, model_tar, small_subnet, "--skip-preflight"))
+    assert skipped.returncode == 0, skipped.stderr
+
+
+@pytest.fixture
+def quotas():
+    from sme.awslocal.quotas_ext import QUOTAS
+
+    QUOTAS.clear()
+    yield QUOTAS
+    QUOTAS.clear()
+
+
+def test_preflight_fails_on_a_quota_of_zero_and_passes_otherwise(sme, vpc, model_tar, moto, quotas):
+    quotas[("us-east-1", "ml.m5.large for endpoint usage")] = 0
+    result = sme(*deploy_args(vpc, model_tar))
+    assert result.returncode == 6, result.stderr
+    assert "quota 0" in result.stderr and "request an increase" in result.stderr
+    assert moto.recorder.mutating() == []
+
+    quotas[("us-east-1", "ml.m5.large for endpoint usage")] = 4
+    ok = sme(*preflight_args(deploy_args(vpc, model_tar)))
+    assert ok.returncode == 0, ok.stderr + ok.stdout
+    assert "need 2" in ok.stdout and "quota 4" in ok.stdout and "passed" in ok.stderr
+    # an update runs both fleets: autoscaling max 3, doubled, is more than 4
+    assert sme(*deploy_args(vpc, model_tar)).returncode == 0
+    update = sme(*deploy_args(vpc, model_tar, "--max", "3", count=3))
+    assert update.returncode == 6 and "need 6" in update.stderr, update.stderr
+
+
+def test_preflight_fails_on_a_missing_role(sme, vpc, model_tar, moto):
+    result = sme(*deploy_args(vpc, model_tar, role="arn:aws:iam::123456789012:role/Nope"))
+    assert result.returncode == 6 and "does not exist" in result.stderr
+    assert moto.recorder.mutating() == []
