@@ -51,9 +51,20 @@ def make_plan(aws: AwsContext, exp: Experiment) -> tuple[Desired, Plan]:
     desired = resolve(exp, aws.region or "", aws.account_id)
     observed = RemoteState(aws).observe(desired)
     plan = plan_deploy(desired, observed)
+    load_extensions()
     for hook in PLAN_HOOKS:
         plan = hook(aws, desired, observed, plan)
     return desired, plan
+
+
+def load_extensions() -> None:
+    """Import the feature modules listed in EXTENSIONS: they register handlers, kinds and PLAN_HOOKS."""
+    import importlib
+
+    from sme.core.executor import EXTENSIONS
+
+    for name in EXTENSIONS:
+        importlib.import_module(name)
 
 
 def deploy(exp: Experiment, options: DeployOptions, env: Env) -> int:
@@ -65,6 +76,10 @@ def deploy(exp: Experiment, options: DeployOptions, env: Env) -> int:
     desired, plan = make_plan(aws, exp)
     for note in plan.notes:
         env.info(f"note: {note}")
+    if not plan.empty and not options.skip_preflight:
+        from sme.core.preflight import gate
+
+        gate(aws, desired, plan, env)  # raises PreflightFailed (exit 6) before any mutating call
     if options.dry_run:
         DisplayExecutor(env).execute(plan)
         env.info(f"dry run: {plan_summary(plan)}; nothing was changed")
@@ -81,7 +96,8 @@ def deploy(exp: Experiment, options: DeployOptions, env: Env) -> int:
     return ExitStatus.OK
 
 
-def status(name: str, region: str | None, profile: str | None, env: Env, as_json: bool) -> int:
+def status(name: str, region: str | None, profile: str | None, env: Env, as_json: bool,
+           show_secret: bool = False) -> int:
     import json
 
     from sme.core.remote import RemoteState
@@ -94,6 +110,8 @@ def status(name: str, region: str | None, profile: str | None, env: Env, as_json
     view = remote.endpoint(name)
     config = remote.describe_endpoint_config(view.config_name) if view else None
     outputs = {k: v for k, v in state.outputs.items()}
+    if "api_key" in state.secrets:
+        outputs["api_key"] = state.secrets["api_key"] if show_secret else "(hidden; --show-secret prints it)"
     if as_json:
         env.out.print_json(json.dumps(status_json(view, config, outputs)))
     else:

@@ -6,6 +6,7 @@ are fake, and all clients talk to the moto server on 127.0.0.1 through AWS_ENDPO
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -96,6 +97,10 @@ def vpc(boto, moto):
     for i, az in enumerate(("us-east-1a", "us-east-1b", "us-east-1c")):
         subnets.append(ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=az)["Subnet"]["SubnetId"])
     sg = ec2.create_security_group(GroupName="sme-test", Description="sme test", VpcId=vpc_id)["GroupId"]
+    # the execution role the tests' deploys name: preflight checks that it exists and trusts SageMaker
+    boto("iam").create_role(RoleName="SageMakerRole", AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"},
+                                                "Action": "sts:AssumeRole"}]}))
     moto.recorder.calls.clear()
     return {"vpc": vpc_id, "subnets": subnets, "security_group": sg}
 

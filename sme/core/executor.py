@@ -89,4 +89,6 @@ def _load_ops() -> None:
 
 
 # modules of later features that register more handlers (autoscaling, gateway, alarms)
-EXTENSIONS: list[str] = []
+EXTENSIONS: list[str] = [
+    "sme.core.plan_extras", "sme.core.ops_autoscaling", "sme.core.ops_alarms", "sme.core.ops_gateway",
+]
