@@ -56,6 +56,9 @@ class WatchOptions:
         if self.duration is not None and not self.once and self.duration < interval:
             raise UserError(f"--duration {self.duration:g}s is shorter than the interval ({interval:g}s)",
                             hint="give a duration of at least one interval, or use --once")
+        if self.resume and self.once:
+            raise UserError("--once and --resume do not go together",
+                            hint="--resume continues a timed watch; use --once alone for one sample")
         if self.resume and self.out is None:
             raise UserError("--resume needs the file to continue", hint="pass --out FILE")
         if self.alert_headroom < 0:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -33,7 +33,8 @@ def make_endpoint(boto, vpc, name="churn", variants=("AllTraffic",), count=2, su
 
 def put_metric(boto, name, variant, value, *, namespace="AWS/SageMaker", metric="Invocations", when=None):
     boto("cloudwatch").put_metric_data(Namespace=namespace, MetricData=[{
-        "MetricName": metric, "Value": value, "Timestamp": when or datetime.now(timezone.utc),
+        # a little in the past: moto drops the window's sub-second part, as CloudWatch publishes late
+        "MetricName": metric, "Value": value, "Timestamp": when or datetime.now(timezone.utc) - timedelta(seconds=5),
         "Dimensions": [{"Name": "EndpointName", "Value": name}, {"Name": "VariantName", "Value": variant}]}])
 
 
@@ -248,3 +249,17 @@ def test_bad_input_is_one_clear_error_before_any_sample(boto, vpc, sme, tmp_path
         assert word in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not out.exists(), "no sample may be written after bad input"
+
+
+def test_ctrl_c_ends_an_open_ended_watch_cleanly(boto, vpc, aws_env, tmp_path):
+    make_endpoint(boto, vpc)
+    out = tmp_path / "watch.jsonl"
+    proc = start_watch(aws_env, tmp_path, "--endpoint", "churn", "--interval", "1s", "--out", str(out),
+                       "--metric", "Invocations")
+    wait_for_lines(out, 2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "--resume" in err and "Traceback" not in err
+    slots = [s["slot"] for s in lines(out)]
+    assert slots == list(range(len(slots))) and len(slots) >= 2

@@ -306,3 +306,30 @@ def test_watch_options_reject_bad_intervals_before_any_call():
         with pytest.raises(UserError, match=words):
             WatchOptions(endpoint="churn", **kwargs).check()
     WatchOptions(endpoint="churn", interval=60, duration=30, once=True).check()
+
+
+def test_live_view_renders_table_trends_headroom_and_alerts():
+    import io
+
+    from sme.console import Env
+    from sme.watch.live import LiveView
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    err = Tty()
+    env = Env(stdout=io.StringIO(), stderr=err)
+    env._err = __import__("rich.console", fromlist=["Console"]).Console(file=err, force_terminal=True, width=160)
+    record = {"slot": 0, "endpoint": "churn", "status": "InService", "missed": False,
+              "variants": [{"name": "A", "current_instances": 2, "desired_instances": 2}],
+              "metrics": {"A": {"Invocations": 5.0}}, "subnets": [{"id": "subnet-a", "az": "az1", "free_ips": 3,
+                                                                   "sagemaker_enis": 2}],
+              "headroom": {"per_az": {"az1": 3}, "total": 3, "blue_green_spare": 1}, "errors": []}
+    with LiveView(env, threshold=5) as view:
+        view.sample(record)
+        view.sample({**record, "slot": 1, "metrics": {"A": {"Invocations": 9.0}}})
+        view.waiting(2, 4.2)
+    text = err.getvalue()
+    for word in ("A Invocations", "9.0", "headroom: 3 more instances", "ALERT headroom 3 < 5", "next sample (slot 2)"):
+        assert word in text, f"{word!r} not shown"
