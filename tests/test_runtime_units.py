@@ -143,3 +143,30 @@ def test_server_settings_come_from_sagemaker_environment(monkeypatch):
     args = parse_args(["--model-data", "m.tar.gz"])
     assert (args.port, args.workers, args.timeout) == (9123, 3, 7)
     assert parse_args(["--model-data", "m.tar.gz", "--port", "0", "--workers", "1"]).workers == 1
+
+
+def test_multi_value_predictions_encode_one_row_per_line():
+    predictions = np.array([[0.25, 0.75], [0.5, 0.5]], dtype=np.float32)
+    assert codecs.encode_predictions(predictions, codecs.CSV) == b"0.25,0.75\n0.5,0.5"
+    assert json.loads(codecs.encode_predictions(predictions, codecs.JSON)) == {
+        "predictions": [{"score": [0.25, 0.75]}, {"score": [0.5, 0.5]}]}
+
+
+def test_several_model_files_are_averaged_like_the_container(tmp_path):
+    import xgboost as xgb
+    from sklearn.datasets import load_breast_cancer
+
+    from sme.local.runtime.model_loader import load_model
+
+    features, labels = load_breast_cancer(return_X_y=True)
+    data = xgb.DMatrix(features, label=labels)
+    boosters = [xgb.train({"objective": "binary:logistic", "max_depth": depth, "base_score": 0.5}, data, 3)
+                for depth in (1, 3)]
+    for i, booster in enumerate(boosters):
+        (tmp_path / f"model-{i}").write_bytes(bytes(booster.save_raw("json")))
+    model = load_model(inspect(tmp_path, env={}))
+    body, content_type = model.invoke("\n".join(",".join(map(repr, r)) for r in features[:5].tolist()).encode(),
+                                      codecs.CSV, None)
+    expected = np.mean([b.predict(xgb.DMatrix(features[:5])) for b in boosters], axis=0)
+    np.testing.assert_allclose([float(v) for v in body.split(b",")], expected, rtol=1e-6)
+    assert content_type == codecs.CSV

@@ -58,14 +58,9 @@ def make_app(model, max_body: int) -> Callable:
             if environ["REQUEST_METHOD"] != "POST":
                 return _reply(start_response, 405, b"use POST for /invocations")
             try:
-                length = int(environ.get("CONTENT_LENGTH") or 0)
-            except ValueError:
-                return _reply(start_response, 400, b"bad Content-Length")
-            if length > max_body:
-                return _reply(start_response, 413, f"payload of {length} bytes is over the {max_body}-byte limit".encode())
-            body = environ["wsgi.input"].read(length) if length else environ["wsgi.input"].read(max_body + 1)
-            if len(body) > max_body:
-                return _reply(start_response, 413, f"payload is over the {max_body}-byte limit".encode())
+                body = _read_body(environ, max_body)
+            except RequestError as e:
+                return _reply(start_response, e.status, e.reason.encode())
             started = clock()
             try:
                 content, content_type = invoke(body, media_type(environ.get("CONTENT_TYPE")), environ.get("HTTP_ACCEPT"))
@@ -76,11 +71,10 @@ def make_app(model, max_body: int) -> Callable:
                 log.exception("model raised while handling /invocations")
                 content, content_type = f"model error: {type(e).__name__}: {e}".encode(), "text/plain"
                 status = _status_of(e)
-            latency_us = (clock() - started) // 1000
             start_response(REASONS[status], [
                 ("Content-Type", content_type),
                 ("Content-Length", str(len(content))),
-                ("X-Model-Latency-Us", str(latency_us)),
+                ("X-Model-Latency-Us", str((clock() - started) // 1000)),
             ])
             return [content]
         if path == "/ping":
@@ -91,6 +85,19 @@ def make_app(model, max_body: int) -> Callable:
         return _reply(start_response, 404, f"no such path {path!r}; use /ping or /invocations".encode())
 
     return app
+
+
+def _read_body(environ, max_body: int) -> bytes:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise RequestError(400, "Content-Length is not a number") from None
+    if length > max_body:
+        raise RequestError(413, f"payload of {length} bytes is over the {max_body}-byte limit")
+    body = environ["wsgi.input"].read(length) if length else environ["wsgi.input"].read(max_body + 1)  # chunked
+    if len(body) > max_body:
+        raise RequestError(413, f"payload is over the {max_body}-byte limit")
+    return body
 
 
 def _status_of(error: Exception) -> int:
