@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from sme.errors import WaitTimeout
-from sme.local.demo_model import build_demo_model, write_model_tar
+from sme.local.demo_model import build_demo_model
 from sme.local.runtime import RuntimeFailed, start_runtime
 
 pytestmark = pytest.mark.timeout(60)
@@ -165,7 +165,8 @@ def test_accept_picks_the_response_type(xgb_runtime, booster, rows):
 
     response, body = post(xgb_runtime, csv_line(rows[0]), accept="application/json")
     assert response.getheader("Content-Type") == "application/json"
-    assert json.loads(body)["predictions"][0]["score"] == pytest.approx(float(booster.predict(xgb.DMatrix(rows[:1]))[0]), rel=1e-6)
+    expected = float(booster.predict(xgb.DMatrix(rows[:1]))[0])
+    assert json.loads(body)["predictions"][0]["score"] == pytest.approx(expected, rel=1e-6)
     response, body = post(xgb_runtime, csv_line(rows[0]), accept="*/*")
     assert response.getheader("Content-Type") == "text/csv"
 
