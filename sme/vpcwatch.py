@@ -67,11 +67,10 @@ class WatchOptions:
 
 def run_watch(opts: WatchOptions, env: Env) -> int:
     from sme.aws import AwsContext
-    from sme.watch.live import LiveView
     from sme.watch.metrics import parse_metric_specs
     from sme.watch.retry import Retrier
     from sme.watch.sample import Sampler
-    from sme.watch.schedule import Schedule, Scheduler
+    from sme.watch.schedule import Schedule
     from sme.watch.sink import SampleWriter, export_csv
 
     opts.check()
@@ -84,10 +83,9 @@ def run_watch(opts: WatchOptions, env: Env) -> int:
         retrier = Retrier(clock=env.clock, sleep=env.sleep)
         target = resolve_target(aws, opts, retrier, env)
         start = resumed.start if resumed else env.wall()
-        last_slot = 0 if opts.once else Schedule.last_slot_for(opts.duration, interval)
-        schedule = Schedule(start, interval, last_slot)
+        schedule = Schedule(start, interval, 0 if opts.once else Schedule.last_slot_for(opts.duration, interval))
         first = resumed.next_slot if resumed else 0
-        if resumed and last_slot is not None and first > last_slot:
+        if resumed and schedule.last_slot is not None and first > schedule.last_slot:
             env.info(f"{opts.out}: every slot of this watch is already recorded ({resumed.records} lines)")
             return ExitStatus.OK
         sampler = Sampler(aws.client, target, specs, interval, retrier, env.wall,
@@ -97,31 +95,40 @@ def run_watch(opts: WatchOptions, env: Env) -> int:
                      + (f" for {opts.duration:g}s" if opts.duration and not opts.once else "")
                      + (f", resuming at slot {first}" if resumed else "")
                      + (f" -> {opts.out}" if opts.out else ""))
-        written = 0
-        with LiveView(env, opts.alert_headroom, quiet=opts.as_json and opts.out is None) as view:
-            def emit(record: dict[str, Any]) -> None:
-                nonlocal written
-                record = {**record, "endpoint": target.endpoint}
-                writer.write(record)
-                written += 1
-                view.sample(record)
-                if sampler.expired is not None:
-                    raise _expired(sampler.expired, opts)
-
-            scheduler = Scheduler(schedule, env.clock, env.wall, env.sleep, on_wait=view.waiting)
-            try:
-                scheduler.run(first, sampler.take, emit, once=opts.once)
-            except KeyboardInterrupt:
-                env.info(f"stopped after {written} sample(s)"
-                         + (f"; {opts.out} is complete up to the last line: add --resume to continue it"
-                            if opts.out else ""))
-                return ExitStatus.INTERRUPTED if opts.duration else ExitStatus.OK
-        return ExitStatus.OK
+        return _sample_until_done(opts, env, schedule, first, sampler, writer)
     finally:
         writer.close()
         if opts.to_csv and opts.out and opts.out.exists():
             rows = export_csv(opts.out, opts.to_csv)
             env.info(f"wrote {opts.to_csv} ({rows} rows)")
+
+
+def _sample_until_done(opts: WatchOptions, env: Env, schedule: Any, first: int, sampler: Any, writer: Any) -> int:
+    """Run the schedule: write and show each record; Ctrl-C (or SIGTERM) ends it with the file valid."""
+    from sme.watch.live import LiveView
+    from sme.watch.schedule import Scheduler
+
+    written = 0
+    with LiveView(env, opts.alert_headroom, quiet=opts.as_json and opts.out is None) as view:
+        def emit(record: dict[str, Any]) -> None:
+            nonlocal written
+            record = {**record, "endpoint": sampler.target.endpoint}
+            writer.write(record)
+            written += 1
+            view.sample(record)
+            if sampler.expired is not None:  # written first: the file keeps the sample that found out
+                raise _expired(sampler.expired, opts)
+
+        try:
+            Scheduler(schedule, env.clock, env.wall, env.sleep, on_wait=view.waiting).run(
+                first, sampler.take, emit, once=opts.once)
+        except KeyboardInterrupt:
+            env.info(f"stopped after {written} sample(s)"
+                     + (f"; {opts.out} is complete up to the last line: add --resume to continue it"
+                        if opts.out else ""))
+            # without --duration, Ctrl-C is how a watch ends; with one, it was cut short
+            return ExitStatus.INTERRUPTED if opts.duration and not opts.once else ExitStatus.OK
+    return ExitStatus.OK
 
 
 def _interval(opts: WatchOptions, resumed: Any) -> float:

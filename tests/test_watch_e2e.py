@@ -263,3 +263,12 @@ def test_ctrl_c_ends_an_open_ended_watch_cleanly(boto, vpc, aws_env, tmp_path):
     assert "--resume" in err and "Traceback" not in err
     slots = [s["slot"] for s in lines(out)]
     assert slots == list(range(len(slots))) and len(slots) >= 2
+
+
+def test_experiment_file_names_the_endpoint(boto, vpc, sme, tmp_path):
+    make_endpoint(boto, vpc)
+    (tmp_path / "sme.yaml").write_text("name: churn\nregion: us-east-1\n")
+    result = sme("watch", "-c", "sme.yaml", "--once", "--json", "--metric", "Invocations")
+    assert result.returncode == 0, result.stderr
+    sample = json.loads(result.stdout)
+    assert sample["endpoint"] == "churn" and list(sample["metrics"]["AllTraffic"]) == ["Invocations"]
