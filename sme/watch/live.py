@@ -150,6 +150,7 @@ class LiveView:
         if not record.get("missed"):
             self.last = record
         self.alerts = alerts(record, self.threshold)
+        self.countdown = ""  # until the scheduler says how long the next wait is
         if self._live is not None:
             self._live.update(self._render(), refresh=True)
         elif not self.quiet:
