@@ -1,0 +1,226 @@
+"""The locustfile sme runs in its load process (loaded by Locust from ``sme.loadtest.child``).
+
+It reads the plan written by the parent (``SME_LOADTEST_PLAN``) and defines:
+
+- one user class for the target: a FastHttpUser that POSTs payload bodies (plus an API key for the
+  front door, or a SigV4 signature per request for InvokeEndpoint, from refreshable credentials);
+- the shape (``SmeShape``): the stages as Locust's ``LoadTestShape``; in the open model the users are a
+  pool of in-flight slots and a scheduler greenlet in each process releases requests at their due times;
+- the statistics plumbing: every request lands in a per-process ``Recorder``; workers ship drained
+  batches in Locust's worker reports (and a last one when they stop), the master or the local runner
+  merges them into a ``Tally`` and writes progress lines and the final tally for the parent.
+
+Only this module and ``child.py`` import locust or gevent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from time import perf_counter
+
+import gevent
+import gevent.queue
+import locust.runners
+from locust import FastHttpUser, LoadTestShape, constant, events, task
+from locust.runners import MasterRunner, WorkerRunner
+from locust.user.task import LOCUST_STATE_RUNNING, LOCUST_STATE_WAITING
+
+from sme.loadtest.config import Stage
+from sme.loadtest.payloads import BodyPicker, read_bodies
+from sme.loadtest.progress import Progress
+from sme.loadtest.shapes import ArrivalClock, Schedule
+from sme.loadtest.stats import Recorder, error_key
+
+with open(os.environ["SME_LOADTEST_PLAN"]) as fh:
+    PLAN = json.load(fh)
+TARGET = PLAN["target"]
+SCHEDULE = Schedule([Stage(**s) for s in PLAN["stages"]])
+RECORDER = Recorder()
+JOBS: gevent.queue.Queue = gevent.queue.Queue()
+OPEN_START_DELAY_S = 1.0
+GRACE = float(PLAN.get("grace", 1.0))
+locust.runners.WORKER_REPORT_INTERVAL = float(PLAN.get("report_interval", 1.0))
+_state: dict = {"progress": None, "scheduler": None, "sample": None}
+
+
+def _host(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
+def _signer():  # type: ignore[no-untyped-def]
+    """Per-request SigV4 headers for InvokeEndpoint; credentials refresh themselves when they expire."""
+    import botocore.session
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    credentials = botocore.session.get_session().get_credentials()
+    region, service = TARGET["sign"]["region"], TARGET["sign"]["service"]
+    url, method, content_type = TARGET["url"], TARGET["method"], PLAN["payload"]["content_type"]
+
+    def sign(body: bytes) -> dict[str, str]:
+        request = AWSRequest(method=method, url=url, data=body, headers={"Content-Type": content_type})
+        SigV4Auth(credentials.get_frozen_credentials(), service, region).add_auth(request)
+        return dict(request.headers.items())
+
+    return sign
+
+
+class SmeUser(FastHttpUser):
+    """One user of the closed model, or one in-flight slot of the open model."""
+
+    host = _host(TARGET["url"])
+    wait_time = constant(0)
+    network_timeout = connection_timeout = float(TARGET.get("timeout", 60))
+    insecure = bool(TARGET.get("insecure", False))
+    _count = 0
+
+    def on_start(self) -> None:
+        SmeUser._count += 1
+        self.url, self.method, self.name = TARGET["url"], TARGET["method"], TARGET.get("label") or TARGET["name"]
+        self.headers = {"Content-Type": PLAN["payload"]["content_type"], **TARGET["headers"]}
+        self.sign = _signer() if TARGET.get("sign") else None
+        payload = PLAN["payload"]
+        self.bodies = BodyPicker(_bodies(), payload["order"], offset=SmeUser._count * 7919 + os.getpid(),
+                                 seed=f"{os.getpid()}-{SmeUser._count}")
+
+    @task
+    def invoke(self) -> None:
+        if SCHEDULE.open:
+            return self._open_slot()
+        body = self.bodies.next()
+        headers = {**self.headers, **self.sign(body)} if self.sign else self.headers
+        response = self.client.request(self.method, self.url, data=body, headers=headers, name=self.name)
+        if _state["sample"] is None:
+            _keep_sample(response)
+
+    def _open_slot(self) -> None:
+        self._state = LOCUST_STATE_WAITING  # idle slots hold no request: a stop may kill them at once
+        job = JOBS.get()
+        self._state = LOCUST_STATE_RUNNING
+        due_perf, due_wall = job
+        if perf_counter() - due_perf > GRACE:
+            RECORDER.drop(due_wall)
+            return
+        body = self.bodies.next()
+        headers = {**self.headers, **self.sign(body)} if self.sign else self.headers
+        with self.client.request(self.method, self.url, data=body, headers=headers, name=self.name,
+                                 catch_response=True) as response:
+            # latency from the due time, not the send time: a stalled server cannot hide (no coordinated omission)
+            response.request_meta["response_time"] = (perf_counter() - due_perf) * 1000.0
+            response.request_meta["start_time"] = due_wall
+            if _state["sample"] is None:
+                _keep_sample(response)
+
+
+def _bodies() -> list[bytes]:
+    payload = PLAN["payload"]
+    if "cached" not in _state:
+        _state["cached"] = read_bodies(payload["spec"], __import__("pathlib").Path(payload["base"]), PLAN["source"])
+    return _state["cached"]
+
+
+def _keep_sample(response) -> None:  # type: ignore[no-untyped-def]
+    try:
+        body = response.content or b""
+        _state["sample"] = {"status": response.status_code, "content_type": response.headers.get("content-type"),
+                            "body": body[:500].decode("utf-8", "replace")}
+    except Exception:  # noqa: BLE001 - a sample is a nicety; the request itself is already counted
+        _state["sample"] = {"status": getattr(response, "status_code", 0)}
+
+
+def _scheduler(index: int, workers: int, t0: float) -> None:
+    """Release this process's share of open-model requests at their due times (t0: the common start)."""
+    wall0 = t0
+    t0 = perf_counter() + (t0 - time.time())
+    for due in ArrivalClock(SCHEDULE, workers, index):
+        delay = t0 + due - perf_counter()
+        if delay > 0:
+            gevent.sleep(delay)
+        JOBS.put((t0 + due, wall0 + due))
+
+
+def _start_scheduler(index: int, workers: int, t0: float) -> None:
+    if SCHEDULE.open and _state["scheduler"] is None:
+        _state["scheduler"] = gevent.spawn(_scheduler, index, workers, t0)
+
+
+def _stop_scheduler() -> None:
+    if _state["scheduler"] is not None:
+        _state["scheduler"].kill(block=True)
+    while not JOBS.empty():  # due but never started before the end: dropped
+        RECORDER.drop(JOBS.get_nowait()[1])
+
+
+@events.request.add_listener
+def _on_request(response_time, start_time, response=None, exception=None, **_kw) -> None:  # type: ignore[no-untyped-def]
+    err = None
+    if exception is not None:
+        err = error_key(getattr(response, "status_code", 0), exception)
+    RECORDER.record(start_time + response_time / 1000.0, response_time, err)
+
+
+@events.init.add_listener
+def _on_init(environment, **_kw) -> None:  # type: ignore[no-untyped-def]
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+        runner.register_message("sme_start", lambda environment, msg: _start_scheduler(**msg.data))
+
+        def report(client_id, data) -> None:  # type: ignore[no-untyped-def]
+            data["sme"] = RECORDER.drain()
+
+        environment.events.report_to_master.add_listener(report)
+        environment.events.test_stopping.add_listener(lambda **kw: _stop_scheduler())
+
+        def final(**kw) -> None:  # type: ignore[no-untyped-def]
+            runner.send_message("sme_final", {**RECORDER.drain(), "sample": _state["sample"]})
+
+        environment.events.test_stop.add_listener(final)
+        return
+    progress = _state["progress"] = Progress(PLAN, SCHEDULE, RECORDER, runner)
+    progress.local_sample = lambda: _state["sample"]
+    if isinstance(runner, MasterRunner):
+        def on_report(client_id, data) -> None:  # type: ignore[no-untyped-def]
+            if "sme" in data:
+                progress.tally.add(data["sme"])
+
+        environment.events.worker_report.add_listener(on_report)
+
+        def on_final(environment, msg) -> None:  # type: ignore[no-untyped-def]
+            progress.tally.add(msg.data)
+            progress.sample = progress.sample or msg.data.get("sample")
+
+        runner.register_message("sme_final", on_final)
+    else:
+        environment.events.test_stopping.add_listener(lambda **kw: _stop_scheduler())
+
+    def on_quitting(**kw) -> None:  # type: ignore[no-untyped-def]
+        progress.finish(interrupted=True)
+
+    environment.events.quitting.add_listener(on_quitting)
+
+
+class SmeShape(LoadTestShape):
+    """The stages, ticked once a second by Locust's master (or local runner)."""
+
+    def tick(self):  # type: ignore[no-untyped-def]
+        progress = _state["progress"]
+        t = self.get_run_time()
+        if progress.started_at is None:
+            # open model: every process starts its clock at one agreed time, once its pool is spawned
+            t0 = time.time() + (OPEN_START_DELAY_S if SCHEDULE.open else 0.0)
+            progress.start(t0)
+            if isinstance(self.runner, MasterRunner):
+                workers = sorted(c.id for c in self.runner.clients.all)
+                for i, client_id in enumerate(workers):
+                    self.runner.send_message("sme_start", {"index": i, "workers": len(workers), "t0": t0},
+                                             client_id=client_id)
+            else:
+                _start_scheduler(0, 1, t0)
+        tick = SCHEDULE.at(min(t, SCHEDULE.end - 1e-6))  # the end is Progress's job, to the millisecond
+        if SCHEDULE.open:
+            pool = PLAN["max_in_flight"]
+            return pool, pool * 100
+        return tick.users, tick.spawn_rate

@@ -1,0 +1,117 @@
+"""The master's (or local runner's) bookkeeping in the load process: merge, sample, report, finish.
+
+Once a second it merges what the processes recorded, notes the stage and the users or target rate for
+that second, checks finished ladder steps against the SLO, and appends one progress line (JSON) for
+the parent's live display. ``finish`` writes the final tally (histograms per second, errors, dropped)
+once, at the normal end or when the run is interrupted. Runs only in the load process (uses gevent).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+import gevent
+
+from sme.loadtest.shapes import Schedule
+from sme.loadtest.slo import evaluate
+from sme.loadtest.stats import Recorder, Tally
+
+LAG_S = 2  # seconds a worker's batch may take to reach the master
+
+
+class Progress:
+    def __init__(self, plan: dict[str, Any], schedule: Schedule, recorder: Recorder, runner: Any):
+        self.plan, self.schedule, self.recorder, self.runner = plan, schedule, recorder, runner
+        self.local = not hasattr(runner, "clients")
+        self.tally = Tally()
+        self.started_at: float | None = None
+        self.per_second: dict[int, list] = {}
+        self.steps: dict[int, dict[str, Any]] = {}
+        self.breach: int | None = None
+        self.sample: dict[str, Any] | None = None
+        self.finished = False
+        self.local_sample: Any = lambda: None
+        self._out = open(plan["progress"], "a", buffering=1)
+
+    def start(self, t0: float) -> None:
+        """Start the clock at wall time t0 (now, or a moment ahead for the open model's common start)."""
+        self.started_at = t0
+        self._t0 = time.perf_counter() + (t0 - time.time())
+        self.end_elapsed: float | None = None
+        gevent.spawn(self._loop)
+        gevent.spawn(self._end_on_time)
+
+    def _end_on_time(self) -> None:
+        """Stop exactly when the schedule ends (Locust's shape ticks only once a second), then quit."""
+        while (left := self.schedule.end - self.elapsed()) > 0:
+            gevent.sleep(min(left, 0.5))
+        self.end_elapsed = min(self.elapsed(), self.schedule.end)
+        self.runner.stop()  # graceful: users finish their request; workers send their last batch
+        self.finish(interrupted=False)
+        self.runner.quit()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._t0
+
+    def _collect(self) -> None:
+        if self.local:
+            self.tally.add(self.recorder.drain())
+
+    def _loop(self) -> None:
+        while not self.finished:
+            self._collect()
+            t = self.elapsed()
+            stage = self.schedule.stage_at(t)
+            rate = self.schedule.rate_at(t) if self.schedule.open else None
+            self.per_second[int(time.time())] = [stage, self.runner.user_count, rate]
+            self._check_steps(t)
+            self._out.write(json.dumps(self._line(t, stage, rate)) + "\n")
+            gevent.sleep(1.0 - (time.time() % 1.0) + 0.05)
+
+    def _line(self, t: float, stage: int | None, rate: float | None) -> dict[str, Any]:
+        now = int(time.time())
+        w = self.tally.window(now - LAG_S - 3, now - LAG_S + 1)  # the last few settled seconds
+        lat = w.latency_ms()
+        return {"elapsed": round(t, 1), "remaining": round(max(0.0, self.schedule.end - t), 1), "stage": stage,
+                "users": None if self.schedule.open else self.runner.user_count, "rate": rate,
+                "requests": self.tally.requests, "failures": self.tally.failures, "dropped": self.tally.dropped,
+                "rps": round(w.requests / 4, 1), "p50": lat["p50"], "p99": lat["p99"], "breach": self.breach}
+
+    def _check_steps(self, t: float) -> None:
+        slo = self.plan.get("slo") or {}
+        for i, (start, end) in enumerate(self.schedule.bounds):
+            stage = self.schedule.stages[i]
+            if not stage.until_slo_breach or i in self.steps or t < end + LAG_S + 0.5:
+                continue
+            w = self.tally.window(self.started_at + start, self.started_at + end)
+            verdict = evaluate(slo, w.requests, w.failures, w.dropped, end - start, w.latency_ms())
+            self.steps[i] = verdict
+            if not verdict["passed"] and self.breach is None:
+                self.breach = i
+                self.schedule.stop_after(min(i + 1, len(self.schedule.stages) - 1))
+
+    def finish(self, interrupted: bool) -> None:
+        if self.finished or self.started_at is None:
+            return
+        self.finished = True
+        if self.end_elapsed is None:
+            self.end_elapsed = self.elapsed()
+        if interrupted:
+            try:
+                self.runner.stop()  # let users finish and workers send their last batch
+            except Exception:  # noqa: BLE001 - partial results are still worth writing
+                pass
+        self._collect()
+        self.sample = self.sample or self.local_sample()
+        final = {"started_at": self.started_at, "ended_at": time.time(), "elapsed": self.end_elapsed,
+                 "interrupted": interrupted, "schedule_end": self.schedule.end, "breach": self.breach,
+                 "per_second": {str(k): v for k, v in self.per_second.items()}, "sample": self.sample,
+                 "tally": self.tally.to_json()}
+        tmp = self.plan["final"] + ".tmp"
+        with open(tmp, "w") as fh:
+            json.dump(final, fh)
+        os.replace(tmp, self.plan["final"])
+        self._out.write(json.dumps({"done": True}) + "\n")

@@ -1,0 +1,227 @@
+"""`sme loadtest` in the CLI process: check everything, start Locust in a child process, watch, write.
+
+    config.load -> targets.resolve -> plan file -> child (python -m sme.loadtest.child, own session)
+      -> progress lines (live display) -> final tally -> results.summarize/write -> SLO table -> exit code
+
+gevent and locust never enter this process. Ctrl-C or SIGTERM here is passed on to the child as SIGINT:
+Locust stops the users, writes its HTML report and our final tally, and the summary is marked partial.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from sme.errors import ExitStatus, SmeError, UserError
+from sme.loadtest import config as cfg
+from sme.loadtest.results import render_slo, summarize, timeseries, write
+from sme.loadtest.targets import resolve
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How this process takes part: alone (with N local workers), as a master, or as a worker."""
+
+    role: str = "local"  # local | master | worker
+    master_host: str = "127.0.0.1"
+    master_port: int = 5557
+    expect_workers: int = 1
+
+
+def run_loadtest(config_path: str, out: str | None, mode: Mode, env: Any) -> int:
+    lt = cfg.load(config_path)
+    target = resolve(lt.target, lt.source)
+    if any(s.until_slo_breach for s in lt.stages) and not lt.slo:
+        raise cfg.ConfigError(lt.source, "slo", "a ladder with until_slo_breach needs an `slo:` to check",
+                              hint="add e.g. slo: {p99_ms: 250}")
+    if mode.role != "worker" and not out:
+        raise UserError("no output directory given", hint="pass --out DIR (e.g. --out runs/churn-1)")
+    work = Path(tempfile.mkdtemp(prefix="sme-loadtest-"))
+    try:
+        out_dir = Path(out) if out else work
+        _prepare_out(out_dir, config_path, mode)
+        plan = _plan(lt, target, config_path, work)
+        (work / "plan.json").write_text(json.dumps(plan))
+        child = _Child(_locust_args(lt, mode, out_dir), work, out_dir, env)
+        interrupted = child.run(lambda line: _display(env, line), lt.duration)
+        if mode.role == "worker":
+            return int(ExitStatus.INTERRUPTED) if interrupted else int(ExitStatus.OK)
+        final_path = work / "final.json"
+        if not final_path.exists():
+            raise SmeError(f"the load process ended (exit {child.returncode}) without results",
+                           hint=f"see {out_dir / 'locust.log'}" + _tail(out_dir / "locust.log"))
+        final = json.loads(final_path.read_text())
+        partial = interrupted or bool(final.get("interrupted"))
+        summary = summarize(final, lt, target, partial)
+        write(out_dir, summary, timeseries(final))
+        render_slo(env.out, summary)
+        env.info(f"results in {out_dir}/ (summary.json, timeseries.csv, locust.html)")
+        if partial:
+            return int(ExitStatus.INTERRUPTED)
+        return int(ExitStatus.OK if summary["slo"]["passed"] else ExitStatus.SLO_FAILED)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _prepare_out(out_dir: Path, config_path: str, mode: Mode) -> None:
+    if mode.role == "worker":
+        return
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name in ("summary.json", "timeseries.csv", "locust.html"):
+            (out_dir / name).unlink(missing_ok=True)
+        shutil.copyfile(config_path, out_dir / "loadtest.yaml")
+    except OSError as exc:
+        raise UserError(f"cannot write to {out_dir} ({exc.strerror or exc})", hint="choose another --out") from None
+
+
+def _plan(lt: cfg.LoadTest, target: dict[str, Any], config_path: str, work: Path) -> dict[str, Any]:
+    import yaml
+
+    raw = yaml.safe_load(Path(config_path).read_text())
+    from sme.loadtest.shapes import Schedule
+
+    schedule = Schedule(lt.stages)
+    pool = lt.max_in_flight or min(max(20, math.ceil(schedule.peak_rate())), 2000)
+    return {"source": lt.source, "target": target, "stages": [asdict(s) for s in lt.stages],
+            "payload": {"spec": raw["payload"], "base": str(Path(config_path).parent.resolve()),
+                        "content_type": lt.payload.content_type, "order": lt.payload.order},
+            "slo": lt.slo, "max_in_flight": pool, "grace": lt.grace, "report_interval": 1.0,
+            "progress": str(work / "progress.jsonl"), "final": str(work / "final.json")}
+
+
+def _locust_args(lt: cfg.LoadTest, mode: Mode, out_dir: Path) -> list[str]:
+    args = ["--headless", "--only-summary", "--exit-code-on-error", "0", "--stop-timeout", f"{lt.stop_timeout:g}",
+            "--loglevel", "WARNING"]
+    if mode.role == "worker":
+        args += ["--worker", "--master-host", mode.master_host, "--master-port", str(mode.master_port)]
+        return args + (["--processes", str(lt.processes)] if lt.processes > 1 else [])
+    args += ["--html", str(out_dir / "locust.html")]
+    if mode.role == "master":
+        return args + ["--master", "--expect-workers", str(mode.expect_workers),
+                       "--master-bind-port", str(mode.master_port)]
+    if lt.processes > 1:
+        port = str(_free_port())
+        args += ["--processes", str(lt.processes), "--master-bind-port", port, "--master-port", port]
+    return args
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _Child:
+    """The Locust process: started in its own session, followed through its progress file."""
+
+    def __init__(self, args: list[str], work: Path, out_dir: Path, env: Any):
+        self.args, self.work, self.out_dir, self.env = args, work, out_dir, env
+        self.returncode: int | None = None
+        self.signals = 0
+
+    def run(self, on_line: Any, planned_s: float) -> bool:
+        environ = dict(os.environ, SME_LOADTEST_PLAN=str(self.work / "plan.json"), PYTHONUNBUFFERED="1")
+        log = open(self.out_dir / "locust.log", "ab")
+        proc = subprocess.Popen([sys.executable, "-m", "sme.loadtest.child", *self.args], env=environ,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        previous = {s: signal.signal(s, lambda *_: self._forward(proc)) for s in (signal.SIGINT, signal.SIGTERM)}
+        progress = self.work / "progress.jsonl"
+        pos = 0
+        try:
+            while proc.poll() is None:
+                time.sleep(0.25)
+                pos = self._follow(progress, pos, on_line)
+            self._follow(progress, pos, on_line)
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            log.close()
+            _clear_live(self.env)
+        self.returncode = proc.returncode
+        return self.signals > 0
+
+    def _forward(self, proc: subprocess.Popen) -> None:
+        self.signals += 1
+        try:
+            if self.signals == 1:
+                self.env.info("stopping: waiting for requests in flight, then writing partial results "
+                              "(press Ctrl-C again to kill)")
+                proc.send_signal(signal.SIGINT)
+            else:
+                os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    @staticmethod
+    def _follow(path: Path, pos: int, on_line: Any) -> int:
+        if not path.exists():
+            return pos
+        with path.open() as fh:
+            fh.seek(pos)
+            while True:
+                line = fh.readline()
+                if not line.endswith("\n"):
+                    return pos
+                pos += len(line.encode())
+                on_line(json.loads(line))
+
+
+_live: dict[str, Any] = {"live": None, "last": 0.0}
+
+
+def _display(env: Any, line: dict[str, Any]) -> None:
+    if line.get("done"):
+        return
+    from sme.units import format_duration
+
+    load = f"{line['users']} users" if line.get("users") is not None else f"{line.get('rate') or 0:.0f} req/s target"
+    text = (f"stage {_stage(line['stage'])} | {load} | {line['rps']:.0f} req/s | p50 {_ms(line['p50'])} "
+            f"p99 {_ms(line['p99'])} | {line['requests']} requests, {line['failures']} errors"
+            f"{', ' + str(line['dropped']) + ' dropped' if line.get('rate') is not None else ''} | "
+            f"{format_duration(line['elapsed'])} elapsed, {format_duration(line['remaining'])} left")
+    if env.interactive:
+        from rich.live import Live
+        from rich.text import Text
+
+        if _live["live"] is None:
+            _live["live"] = Live(Text(text), console=env.err, refresh_per_second=2, transient=True)
+            _live["live"].start()
+        _live["live"].update(Text(text))
+    elif time.monotonic() - _live["last"] >= 10:
+        _live["last"] = time.monotonic()
+        env.info(text)
+
+
+def _clear_live(env: Any) -> None:
+    if _live["live"] is not None:
+        _live["live"].stop()
+        _live["live"] = None
+
+
+def _stage(stage: int | None) -> str:
+    return "-" if stage is None else str(stage + 1)
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v:g}ms"
+
+
+def _tail(path: Path, lines: int = 5) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()[-lines:]
+    except OSError:
+        return ""
+    return ("; last lines: " + " | ".join(text)) if text else ""

@@ -1,0 +1,158 @@
+"""Latency statistics as HDR histograms: recorded per second in each load process, merged as histograms.
+
+A load process keeps a ``Recorder``: one histogram (microseconds, 3 significant digits) per second of
+completion time plus counts of requests, failures, errors and dropped open-model arrivals. It hands its
+contents over with ``drain()`` (encoded histograms, so they can travel in Locust's worker reports) and
+starts afresh. The master's ``Tally`` merges drained batches by adding histograms and counts, never by
+averaging percentiles, so totals across any number of processes and machines are exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+LOWEST_US, HIGHEST_US, DIGITS = 1, 3_600_000_000, 3
+PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p999": 99.9}
+
+
+def new_histogram() -> Any:
+    from hdrh.histogram import HdrHistogram
+
+    return HdrHistogram(LOWEST_US, HIGHEST_US, DIGITS)
+
+
+def decode(encoded: str | bytes) -> Any:
+    from hdrh.histogram import HdrHistogram
+
+    return HdrHistogram.decode(encoded)
+
+
+def encode(hist: Any) -> str:
+    data = hist.encode()
+    return data.decode() if isinstance(data, bytes) else data
+
+
+class Recorder:
+    """Per-process recording; cheap enough to call for every request."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[int, list] = {}  # second -> [histogram, requests, failures]
+        self.errors: dict[str, int] = {}
+        self.dropped: dict[int, int] = {}
+
+    def record(self, done_at: float, latency_ms: float, error: str | None) -> None:
+        sec = int(done_at)
+        slot = self.seconds.get(sec)
+        if slot is None:
+            slot = self.seconds[sec] = [new_histogram(), 0, 0]
+        us = int(latency_ms * 1000.0 + 0.5)
+        slot[0].record_value(min(max(us, LOWEST_US), HIGHEST_US))
+        slot[1] += 1
+        if error is not None:
+            slot[2] += 1
+            self.errors[error] = self.errors.get(error, 0) + 1
+
+    def drop(self, due_at: float) -> None:
+        sec = int(due_at)
+        self.dropped[sec] = self.dropped.get(sec, 0) + 1
+
+    def drain(self) -> dict[str, Any]:
+        out = {"seconds": {str(s): [encode(h), n, f] for s, (h, n, f) in self.seconds.items()},
+               "errors": self.errors, "dropped": {str(s): n for s, n in self.dropped.items()}}
+        self.seconds, self.errors, self.dropped = {}, {}, {}
+        return out
+
+
+@dataclass
+class Second:
+    encoded: list[str] = field(default_factory=list)
+    requests: int = 0
+    failures: int = 0
+    dropped: int = 0
+
+    def histogram(self) -> Any:
+        return merge(self.encoded)
+
+
+def merge(encoded: Iterable[str]) -> Any:
+    hist = new_histogram()
+    for e in encoded:
+        hist.add(decode(e))
+    return hist
+
+
+class Tally:
+    """The master's merge of every process's drained batches."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[int, Second] = {}
+        self.errors: dict[str, int] = {}
+        self.requests = self.failures = self.dropped = 0
+
+    def add(self, batch: dict[str, Any]) -> None:
+        for sec, (enc, n, f) in batch.get("seconds", {}).items():
+            slot = self.seconds.setdefault(int(sec), Second())
+            slot.encoded.append(enc)
+            slot.requests += n
+            slot.failures += f
+            self.requests += n
+            self.failures += f
+            if len(slot.encoded) > 8:  # keep memory flat on long runs with many workers
+                slot.encoded = [encode(slot.histogram())]
+        for key, n in batch.get("errors", {}).items():
+            self.errors[key] = self.errors.get(key, 0) + n
+        for sec, n in batch.get("dropped", {}).items():
+            self.seconds.setdefault(int(sec), Second()).dropped += n
+            self.dropped += n
+
+    def window(self, start: float | None = None, end: float | None = None) -> "Window":
+        """Merged numbers for the seconds in [start, end)."""
+        w = Window()
+        for sec, slot in self.seconds.items():
+            if (start is None or sec >= int(start)) and (end is None or sec < end):
+                w.requests += slot.requests
+                w.failures += slot.failures
+                w.dropped += slot.dropped
+                for e in slot.encoded:
+                    w.hist.add(decode(e))
+        return w
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seconds": {str(s): [[encode(v.histogram())] if v.encoded else [], v.requests, v.failures,
+                                     v.dropped] for s, v in sorted(self.seconds.items())},
+                "requests": self.requests, "failures": self.failures, "dropped": self.dropped,
+                "errors": self.errors}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Tally":
+        t = cls()
+        for sec, (enc, n, f, d) in data.get("seconds", {}).items():
+            t.seconds[int(sec)] = Second(list(enc), n, f, d)
+            t.requests, t.failures, t.dropped = t.requests + n, t.failures + f, t.dropped + d
+        t.errors = dict(data.get("errors", {}))
+        return t
+
+
+@dataclass
+class Window:
+    requests: int = 0
+    failures: int = 0
+    dropped: int = 0
+    hist: Any = field(default_factory=new_histogram)
+
+    def latency_ms(self) -> dict[str, float | None]:
+        h = self.hist
+        if h.get_total_count() == 0:
+            return {k: None for k in (*PERCENTILES, "max", "mean")}
+        out: dict[str, float | None] = {k: h.get_value_at_percentile(p) / 1000.0 for k, p in PERCENTILES.items()}
+        out["max"] = h.get_max_value() / 1000.0
+        out["mean"] = round(h.get_mean_value() / 1000.0, 3)
+        return out
+
+
+def error_key(status: int | None, exception: BaseException | None) -> str:
+    """`status:503` for an HTTP error reply, `exception:ConnectionRefusedError` when there was no reply."""
+    if status:
+        return f"status:{status}"
+    return f"exception:{type(exception).__name__ if exception else 'Unknown'}"
