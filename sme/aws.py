@@ -30,6 +30,7 @@ class AwsContext:
 
     @classmethod
     def from_settings(cls, profile: str | None, region: str | None, **kw: Any) -> "AwsContext":
+        region = region or os.environ.get("AWS_REGION") or None  # boto3 itself reads only AWS_DEFAULT_REGION
         return cls(profile=profile, region=region, endpoint_url=os.environ.get("AWS_ENDPOINT_URL"), **kw)
 
     @property

@@ -39,7 +39,6 @@ class LocalAws:
         self.server.start()
         sagemaker_ext.LIFECYCLE.hooks = self.endpoints
         install_runtime_forwarding(self.endpoints)
-        _record_activities(self.scaler)
         self._loop = threading.Thread(target=self._run, name="sme-local-control", daemon=True)
         self._loop.start()
         return self
@@ -106,14 +105,3 @@ def install_runtime_forwarding(endpoints: LocalEndpoints) -> None:
         return 200, out, data
 
     SageMakerRuntimeResponse.invoke_endpoint = invoke_endpoint
-
-
-def _record_activities(scaler: Scaler) -> None:
-    """Let Application Auto Scaling report the scaler's activities, when the extension supports it."""
-    try:
-        from sme.awslocal import autoscaling_ext
-    except ImportError:
-        return
-    hook = getattr(autoscaling_ext, "attach_activity_source", None)
-    if hook:
-        hook(scaler.activities)

@@ -65,10 +65,14 @@ class Scaler:
             return
         self.last_any[key] = now
         self._resize(ep, endpoint, variant, wanted)
-        self.activities.append({
-            "time": now, "resource_id": f"endpoint/{ep.name}/variant/{variant}", "from": current, "to": wanted,
-            "cause": f"{self._metric_name(cfg)} = {value:.1f} against target {goal:g}",
-            "description": f"Setting desired instance count to {wanted}."})
+        from sme.awslocal.autoscaling_ext import add_activity
+
+        activity = add_activity(f"endpoint/{ep.name}/variant/{variant}",
+                                f"Setting desired instance count to {wanted}.",
+                                cause=f"monitor alarm: {self._metric_name(cfg)} = {value:.1f} against target "
+                                      f"{goal:g}; changing the desired capacity from {current} to {wanted}",
+                                account_id=ep.account, region=ep.region)
+        self.activities.append(activity)
 
     def _resize(self, ep: Any, endpoint: Any, variant: str, wanted: int) -> None:
         class _Backend:
