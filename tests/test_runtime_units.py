@@ -170,3 +170,17 @@ def test_several_model_files_are_averaged_like_the_container(tmp_path):
     expected = np.mean([b.predict(xgb.DMatrix(features[:5])) for b in boosters], axis=0)
     np.testing.assert_allclose([float(v) for v in body.split(b",")], expected, rtol=1e-6)
     assert content_type == codecs.CSV
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"binf\x00\x00\x00?\x1e\x00\x00\x00", "old binary format"),  # SageMaker 1.7-1 training output
+    (b"\x80\x04\x95", "is a pickle"),
+    (b'{"learner": 1}', "is not an XGBoost model"),
+])
+def test_unloadable_model_files_say_why(tmp_path, content, reason):
+    from sme.local.runtime.model_loader import load_model
+
+    (tmp_path / "xgboost-model").write_bytes(content)
+    with pytest.raises(ModelLoadError, match=reason) as failure:
+        load_model(inspect(tmp_path, env={}))
+    assert failure.value.args[0].startswith("xgboost-model ")

@@ -34,20 +34,28 @@ def load_boosters(paths: tuple[Path, ...]) -> list:
 
     boosters = []
     for path in paths:
+        data = path.read_bytes()
         booster = xgb.Booster()
         try:
-            # From bytes, xgboost tells JSON, UBJ and its old binary format apart by content, as 1.7 does
-            # for the container's extension-less `xgboost-model`.
-            booster.load_model(bytearray(path.read_bytes()))
+            # From bytes, xgboost tells JSON from UBJ by content, as 1.7 does for the container's
+            # extension-less `xgboost-model`.
+            booster.load_model(bytearray(data))
         except xgb.core.XGBoostError as e:
-            first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ModelLoadError(
-                f"{path.name} is not an XGBoost model that xgboost {xgb.__version__} can load "
-                f"(save it with Booster.save_model in JSON or UBJ format): {first_line}"
-            ) from None
+            raise ModelLoadError(_unloadable(path.name, data, str(e), xgb.__version__)) from None
         booster.set_param("nthread", 1)
         boosters.append(booster)
     return boosters
+
+
+def _unloadable(name: str, data: bytes, error: str, version: str) -> str:
+    fix = "load it with xgboost 1.x or 2.x and re-save it with Booster.save_model in JSON format"
+    if data[:1] == b"\x80":
+        return f"{name} is a pickle, which local mode does not load (xgboost {version}); {fix}"
+    if data[:1] != b"{":
+        # What SageMaker's XGBoost training jobs up to 1.7-1 write: xgboost 3 dropped the format.
+        return f"{name} is in XGBoost's old binary format, which xgboost {version} cannot read; {fix}"
+    first_line = error.strip().splitlines()[0] if error.strip() else "unknown error"
+    return f"{name} is not an XGBoost model that xgboost {version} can load: {first_line}"
 
 
 class XGBoostModel:
