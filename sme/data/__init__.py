@@ -1,0 +1,1 @@
+"""Data files shipped with sme (the price table)."""

@@ -1,0 +1,245 @@
+"""Every series of a run on one time axis: seconds since the load test started (or the first sample).
+
+Pure: a ``Run`` in, ``Chart`` specs out. A chart with no data is left out and named in ``omitted`` with
+what it needs, so a report from a watch file alone, or a load test alone, shows only what it can.
+Units are converted here: CloudWatch latencies arrive in microseconds and are drawn in milliseconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from sme.report.rundir import Run
+
+Point = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Series:
+    label: str
+    points: tuple[Point, ...]
+    step: bool = False  # a count that holds until the next sample (instances)
+    dashed: bool = False
+
+
+@dataclass(frozen=True)
+class Chart:
+    key: str
+    title: str
+    unit: str
+    series: tuple[Series, ...]
+    caption: str = ""
+    y_at_least: float = 0.0  # the y axis reaches at least this (100 for percentages)
+    integer: bool = False  # ticks on whole numbers only (instances, addresses)
+
+
+@dataclass(frozen=True)
+class Band:
+    """A load stage, shaded behind every chart."""
+
+    start_s: float
+    end_s: float
+    label: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Marker:
+    """An event (a scaling activity, a status change) drawn as a numbered line on the instance chart."""
+
+    at_s: float
+    number: int
+    kind: str
+    text: str
+
+
+@dataclass
+class Timeline:
+    started_at: float
+    end_s: float
+    begin_s: float = 0.0
+    bands: list[Band] = field(default_factory=list)
+    markers: list[Marker] = field(default_factory=list)
+    charts: list[Chart] = field(default_factory=list)
+    omitted: list[str] = field(default_factory=list)
+
+
+def build(run: Run) -> Timeline:
+    t0 = run.started_at
+    bands = stage_bands(run.summary)
+    markers = event_markers(run.samples, t0)
+    charts: list[Chart] = []
+    omitted: list[str] = []
+    for make in (_throughput, _latency, _instances, _utilisation, _subnets):
+        chart, need = make(run, t0)
+        if chart is not None and any(s.points for s in chart.series):
+            charts.append(Chart(chart.key, chart.title, chart.unit, tuple(s for s in chart.series if s.points),
+                                chart.caption, chart.y_at_least, chart.integer))
+        else:
+            omitted.append(need)
+    xs = [x for c in charts for s in c.series for x, _ in s.points] + [b.end_s for b in bands]
+    xs += [m.at_s for m in markers]
+    end = max(xs) if xs else 0.0
+    begin = min([0.0] + [x for c in charts for s in c.series for x, _ in s.points])
+    return Timeline(t0, max(end, begin + 1.0), begin, bands, markers, charts, omitted)
+
+
+def stage_bands(summary: dict[str, Any] | None) -> list[Band]:
+    out = []
+    for st in (summary or {}).get("stages") or []:
+        try:
+            start, end = float(st["start_s"]), float(st["end_s"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        level = (f"{st['rate']:g} req/s" if st.get("rate") is not None
+                 else f"{st['users']} users" if st.get("users") is not None else "")
+        kind = st.get("kind") or "stage"
+        out.append(Band(start, end, str(int(st.get("index", len(out))) + 1), f"{kind} {level}".strip()))
+    return out
+
+
+def event_markers(samples: list[dict[str, Any]], t0: float) -> list[Marker]:
+    seen: set[tuple[Any, ...]] = set()
+    out: list[Marker] = []
+    for rec in samples:
+        for ev in rec.get("events") or []:
+            key = (ev.get("id"), ev.get("time"), ev.get("message"))
+            if key in seen or not isinstance(ev.get("time"), (int, float)):
+                continue
+            seen.add(key)
+            who = f"{ev['variant']}: " if ev.get("variant") else ""
+            out.append(Marker(float(ev["time"]) - t0, 0, str(ev.get("kind") or "event"),
+                              f"{who}{ev.get('message') or ''}".strip()))
+    out.sort(key=lambda m: m.at_s)
+    return [Marker(m.at_s, i + 1, m.kind, m.text) for i, m in enumerate(out)]
+
+
+# -- the charts --------------------------------------------------------------------------------------
+def _client(run: Run, t0: float, column: str) -> tuple[Point, ...]:
+    pts = []
+    for row in run.rows:
+        value = row.get(column)
+        if value is None:
+            continue
+        x = row["elapsed_s"] if row.get("elapsed_s") is not None else row["time"] - t0  # type: ignore[operator]
+        pts.append((float(x), float(value)))  # type: ignore[arg-type]
+    return tuple(pts)
+
+
+def _variants(run: Run) -> list[str]:
+    names: list[str] = []
+    for rec in run.samples:
+        for v in rec.get("variants") or []:
+            if v.get("name") and v["name"] not in names:
+                names.append(v["name"])
+        for name in rec.get("metrics") or {}:
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def _metric(run: Run, t0: float, variant: str, key: str, scale: float = 1.0) -> tuple[Point, ...]:
+    pts = []
+    for rec in run.samples:
+        value = ((rec.get("metrics") or {}).get(variant) or {}).get(key)
+        if not isinstance(value, (int, float)):
+            continue
+        window = rec.get("window")
+        at = (window[0] + window[1]) / 2 if isinstance(window, list) and len(window) == 2 else rec["time"]
+        pts.append((float(at) - t0, float(value) * scale))
+    return tuple(pts)
+
+
+def _named(label: str, variant: str, many: bool) -> str:
+    return f"{label} ({variant})" if many else label
+
+
+def _throughput(run: Run, t0: float) -> tuple[Chart | None, str]:
+    need = "Requests and errors: needs timeseries.csv from `sme loadtest --out`"
+    if not run.rows:
+        return None, need
+    return Chart("throughput", "Client requests and errors", "req/s",
+                 (Series("requests/s", _client(run, t0, "rps")), Series("errors/s", _client(run, t0, "failures"))),
+                 "Per second, as the load generator saw them."), need
+
+
+def _latency(run: Run, t0: float) -> tuple[Chart | None, str]:
+    series = [Series("client p50", _client(run, t0, "p50_ms")), Series("client p99", _client(run, t0, "p99_ms"))]
+    variants = _variants(run)
+    many = len(variants) > 1
+    for v in variants:
+        for key, label, dashed in (("ModelLatency", "ModelLatency avg", False),
+                                   ("ModelLatency:p99", "ModelLatency p99", False),
+                                   ("OverheadLatency", "OverheadLatency avg", True),
+                                   ("OverheadLatency:p99", "OverheadLatency p99", True)):
+            series.append(Series(_named(label, v, many), _metric(run, t0, v, key, 0.001), dashed=dashed))
+    return Chart("latency", "Latency: client vs CloudWatch", "ms", tuple(series),
+                 "Client percentiles per second; CloudWatch averages per sample window. The gap between the "
+                 "client's latency and ModelLatency + OverheadLatency is the network and gateway cost."), \
+        "Latency: needs timeseries.csv or a watch file with ModelLatency"
+
+
+def _instances(run: Run, t0: float) -> tuple[Chart | None, str]:
+    need = "Instances: needs a watch file"
+    if not run.samples:
+        return None, need
+    variants = _variants(run)
+    many = len(variants) > 1
+    series = []
+    for v in variants:
+        current, desired = [], []
+        for rec in run.samples:
+            for var in rec.get("variants") or []:
+                if var.get("name") != v:
+                    continue
+                if isinstance(var.get("current_instances"), (int, float)):
+                    current.append((rec["time"] - t0, float(var["current_instances"])))
+                if isinstance(var.get("desired_instances"), (int, float)):
+                    desired.append((rec["time"] - t0, float(var["desired_instances"])))
+        series.append(Series(_named("instances", v, many), tuple(current), step=True))
+        if desired != current:
+            series.append(Series(_named("desired", v, many), tuple(desired), step=True, dashed=True))
+    return Chart("instances", "Instances per variant", "instances", tuple(series),
+                 "Numbered lines mark scaling activities and status changes (listed below the chart).",
+                 y_at_least=1, integer=True), need
+
+
+def _utilisation(run: Run, t0: float) -> tuple[Chart | None, str]:
+    variants = _variants(run)
+    many = len(variants) > 1
+    series = []
+    for v in variants:
+        series.append(Series(_named("CPU", v, many), _metric(run, t0, v, "CPUUtilization")))
+        series.append(Series(_named("memory", v, many), _metric(run, t0, v, "MemoryUtilization"), dashed=True))
+    return Chart("utilisation", "CPU and memory utilisation", "%", tuple(series),
+                 "CloudWatch averages over the instances. CPU can pass 100%: it is summed over vCPUs.",
+                 y_at_least=100), "Utilisation: needs a watch file with CPUUtilization/MemoryUtilization"
+
+
+def _subnets(run: Run, t0: float) -> tuple[Chart | None, str]:
+    per_subnet: dict[str, list[Point]] = {}
+    total: list[Point] = []
+    spare: list[Point] = []
+    for rec in run.samples:
+        x = rec["time"] - t0
+        for s in rec.get("subnets") or []:
+            if isinstance(s.get("free_ips"), (int, float)):
+                per_subnet.setdefault(f"{s.get('id')} ({s.get('az')})", []).append((x, float(s["free_ips"])))
+        room = rec.get("headroom") or {}
+        if isinstance(room.get("total"), (int, float)):
+            total.append((x, float(room["total"])))
+        if isinstance(room.get("blue_green_spare"), (int, float)):
+            spare.append((x, float(room["blue_green_spare"])))
+    series = [Series(f"free IPs {name}", tuple(pts), step=True) for name, pts in per_subnet.items()]
+    series.append(Series("headroom (all subnets)", tuple(total), step=True))
+    series.append(Series("spare for a blue/green update", tuple(spare), step=True, dashed=True))
+    return Chart("subnets", "Free IP addresses per subnet and headroom", "free IP addresses", tuple(series),
+                 "Headroom: how many more instances the subnets can place. Each instance takes one address; "
+                 "a blue/green update needs room for the whole new fleet.", integer=True), \
+        "Subnets: needs a watch file of an endpoint in a VPC"
+
+
+def span(points: Iterable[Point]) -> tuple[float, float]:
+    ys = [y for _, y in points]
+    return (min(ys), max(ys)) if ys else (0.0, 0.0)
