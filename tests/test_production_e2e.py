@@ -215,3 +215,113 @@ def test_preflight_fails_on_a_missing_role(sme, vpc, model_tar, moto):
     result = sme(*deploy_args(vpc, model_tar, role="arn:aws:iam::123456789012:role/Nope"))
     assert result.returncode == 6 and "does not exist" in result.stderr
     assert moto.recorder.mutating() == []
+
+
+GATEWAY = """gateway:
+  stage: prod
+  path: invoke
+  content_type: text/csv
+  throttle: {rate: 20, burst: 40}
+  quota: {limit: 5000, period: DAY}
+"""
+
+
+def test_front_door_is_created_key_required_and_removed_by_teardown(sme, vpc, model_tar, boto, tmp_path):
+    cfg = write_config(tmp_path, vpc, model_tar, extra=GATEWAY)
+    first = sme("deploy", "-c", cfg, *FAST)
+    assert first.returncode == 0, first.stderr
+    state_file = tmp_path / ".sme" / "churn.json"
+    state = json.loads(state_file.read_text())
+    assert state_file.stat().st_mode & 0o777 == 0o600
+    key = state["secrets"]["api_key"]
+    url = state["outputs"]["gateway_url"]
+    apigw = boto("apigateway")
+    [api] = apigw.get_rest_apis()["items"]
+    assert api["endpointConfiguration"]["types"] == ["REGIONAL"]
+    assert url == f"https://{api['id']}.execute-api.us-east-1.amazonaws.com/prod/invoke"
+    resource = next(r for r in apigw.get_resources(restApiId=api["id"])["items"] if r["path"] == "/invoke")
+    method = apigw.get_method(restApiId=api["id"], resourceId=resource["id"], httpMethod="POST")
+    assert method["apiKeyRequired"] is True
+    assert method["methodIntegration"]["type"] == "AWS_PROXY"
+    [plan] = apigw.get_usage_plans()["items"]
+    assert plan["throttle"] == {"rateLimit": 20.0, "burstLimit": 40}
+    assert plan["quota"]["limit"] == 5000 and plan["quota"]["period"] == "DAY"
+    assert plan["apiStages"] == [{"apiId": api["id"], "stage": "prod"}]
+    [plan_key] = apigw.get_usage_plan_keys(usagePlanId=plan["id"])["items"]
+    assert apigw.get_api_key(apiKey=plan_key["id"], includeValue=True)["value"] == key
+    fn = boto("lambda").get_function(FunctionName="sme-churn-proxy")["Configuration"]
+    assert fn["Environment"]["Variables"]["SME_ENDPOINT_NAME"] == "churn"
+    policy = boto("iam").get_role_policy(RoleName="sme-churn-proxy", PolicyName="invoke-endpoint")["PolicyDocument"]
+    invoke = next(s for s in policy["Statement"] if s["Sid"] == "InvokeThisEndpointOnly")
+    assert invoke["Resource"] == ["arn:aws:sagemaker:us-east-1:123456789012:endpoint/churn"]
+
+    status = sme("status", "--name", "churn")
+    assert url in status.stdout and key not in status.stdout + status.stderr
+    assert key in sme("status", "--name", "churn", "--show-secret").stdout
+    again = sme("deploy", "-c", cfg, *FAST)
+    assert again.returncode == 0 and "no changes" in again.stderr, again.stderr
+
+    down = sme("teardown", "--name", "churn")
+    assert down.returncode == 0, down.stderr
+    for kind in ("usage-plan", "gateway-key", "gateway-api", "lambda", "log-group", "gateway-role"):
+        assert kind in down.stdout, f"teardown did not name {kind}:\n{down.stdout}"
+    assert apigw.get_rest_apis()["items"] == [] and apigw.get_api_keys()["items"] == []
+    assert apigw.get_usage_plans()["items"] == []
+    assert boto("lambda").list_functions()["Functions"] == []
+    assert boto("logs").describe_log_groups(logGroupNamePrefix="/aws/lambda/sme-")["logGroups"] == []
+    assert [r for r in boto("iam").list_roles()["Roles"] if r["RoleName"].startswith("sme-")] == []
+    assert not state_file.exists()
+
+
+def test_removing_the_gateway_section_removes_the_front_door(sme, vpc, model_tar, boto, tmp_path):
+    assert sme("deploy", "-c", write_config(tmp_path, vpc, model_tar, extra=GATEWAY), *FAST).returncode == 0
+    result = sme("deploy", "-c", write_config(tmp_path, vpc, model_tar), *FAST)
+    assert result.returncode == 0, result.stderr
+    assert boto("apigateway").get_rest_apis()["items"] == []
+    assert boto("lambda").list_functions()["Functions"] == []
+    state = json.loads((tmp_path / ".sme" / "churn.json").read_text())
+    assert "api_key" not in state["secrets"] and "gateway_url" not in state["outputs"]
+
+
+def test_invoke_sends_one_request_and_shows_latency(sme, vpc, model_tar, tmp_path):
+    import urllib.request
+
+    assert sme(*deploy_args(vpc, model_tar)).returncode == 0
+    from tests.conftest import FAKE_AWS  # noqa: F401
+
+    payload = tmp_path / "row.csv"
+    payload.write_text("1,2,3\n")
+    result = sme("invoke", "--name", "churn", "--body", f"@{payload}", "--content-type", "text/csv",
+                 "--via", "endpoint")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "body"  # moto's canned reply
+    assert "200" in result.stderr and " ms via endpoint" in result.stderr
+    missing = sme("invoke", "--name", "churn", "--body", "@nope.csv")
+    assert missing.returncode == 2 and "nope.csv" in missing.stderr
+    nogw = sme("invoke", "--name", "churn", "--body", "1,2", "--via", "gateway")
+    assert nogw.returncode == 2 and "no front door" in nogw.stderr
+    del urllib
+
+
+def test_the_api_key_never_leaves_the_state_file(sme, vpc, model_tar, tmp_path, moto):
+    """Every stream and file sme writes in a front-door lifecycle is scanned for the key's value."""
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(f"{moto.url}/moto-api/config", method="POST",
+                                                  data=json.dumps({"lambda": {"use_docker": False}}).encode())).read()
+    cfg = write_config(tmp_path, vpc, model_tar, extra=GATEWAY)
+    runs = [sme("-v", "deploy", "-c", cfg, *FAST), sme("-v", "deploy", "-c", cfg, *FAST, "--dry-run"),
+            sme("status", "--name", "churn"), sme("status", "--name", "churn", "--json"),
+            sme(*preflight_args(["deploy", "-c", cfg])),
+            sme("-v", "invoke", "--name", "churn", "--body", "1,2,3", "--via", "gateway"),
+            sme("-v", "invoke", "--name", "churn", "--body", "1,2,3", "--via", "endpoint")]
+    state_file = tmp_path / ".sme" / "churn.json"
+    key = json.loads(state_file.read_text())["secrets"]["api_key"]
+    assert len(key) >= 20
+    runs.append(sme("-v", "teardown", "--name", "churn"))
+    assert runs[0].returncode == 0 and runs[-1].returncode == 0, runs[0].stderr + runs[-1].stderr
+    for run in runs:
+        assert key not in run.stdout and key not in run.stderr, f"the API key leaked from {run.args[3:6]}"
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and path != state_file:
+            assert key.encode() not in path.read_bytes(), f"the API key leaked into {path}"

@@ -110,7 +110,7 @@ def create_gateway_api(ctx: ExecContext, step: Step) -> None:
                                     endpointConfiguration={"types": ["REGIONAL"]}, tags=dict(ctx.desired.tags)
                                     if ctx.desired else {})
     api_id = api["id"]
-    ctx.record("gateway-api", api_id, name=spec.api_name)
+    ctx.record("gateway-api", api_id, api_name=spec.api_name)
     with aws_call("apigateway:GetResources", api_id):
         root = next(r["id"] for r in apigw.get_resources(restApiId=api_id)["items"] if r["path"] == "/")
     with aws_call("apigateway:CreateResource", f"{api_id}/{spec.path}"):
@@ -147,7 +147,7 @@ def create_gateway_key(ctx: ExecContext, step: Step) -> None:
             key = apigw.create_api_key(name=spec.api_name, enabled=True, tags=dict(ctx.desired.tags)
                                        if ctx.desired else {}, description=f"sme front door key for {spec.experiment}")
         key_id = key["id"]
-        ctx.record("gateway-key", key_id, name=spec.api_name)
+        ctx.record("gateway-key", key_id, key_name=spec.api_name)
     with aws_call("apigateway:GetApiKey", key_id):
         ctx.state.secrets["api_key"] = apigw.get_api_key(apiKey=key_id, includeValue=True)["value"]
     ctx.save()
@@ -160,7 +160,7 @@ def create_gateway_key(ctx: ExecContext, step: Step) -> None:
                 throttle={"rateLimit": spec.rate, "burstLimit": spec.burst},
                 quota={"limit": spec.quota_limit, "period": spec.quota_period},
                 tags=dict(ctx.desired.tags) if ctx.desired else {})["id"]
-        ctx.record("usage-plan", plan_id, name=spec.api_name)
+        ctx.record("usage-plan", plan_id, plan_name=spec.api_name)
     with aws_call("apigateway:CreateUsagePlanKey", plan_id):
         try:
             apigw.create_usage_plan_key(usagePlanId=plan_id, keyId=key_id, keyType="API_KEY")

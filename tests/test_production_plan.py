@@ -1,0 +1,144 @@
+"""The production planner is pure: in-memory Desired, Observed and ObservedExtras in, a Plan out."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from sme.core.extras import scaling_specs, update_spec
+from sme.core.models import EndpointView, Observed, VariantView
+from sme.core.plan_extras import ObservedExtras, ScalingView, extend_plan
+from sme.core.planner import plan_deploy
+from sme.core.preflight import evaluate, peaks
+from sme.core.preflight_facts import Facts, SubnetFacts
+from sme.core.rollback import choose_target
+from sme.errors import ConfigError, UserError
+from tests.test_planner import desired, live
+
+RID = "endpoint/churn/variant/AllTraffic"
+
+
+def with_extra(d, **extra):
+    return replace(d, extra=extra)
+
+
+def plan(d, observed, extras=ObservedExtras()):
+    return extend_plan(d, observed, extras, plan_deploy(d, observed), account="123456789012")
+
+
+def ops(p):
+    return [s.op for s in p.steps]
+
+
+def scaled(d, low=2, high=6):
+    [spec] = scaling_specs(d)
+    return ScalingView(RID, low, high, ((spec.policy_name, spec.policy),))
+
+
+def test_new_endpoint_registers_scaling_after_it_is_in_service():
+    d = with_extra(desired(), autoscaling={"min": 2, "max": 6})
+    assert ops(plan(d, Observed()))[-4:] == ["create_endpoint", "wait_endpoint", "register_scaling",
+                                             "put_scaling_policy"]
+
+
+def test_update_is_wrapped_deregister_update_register_and_retains_counts():
+    d = with_extra(desired(count=3), autoscaling={"min": 2, "max": 6})
+    old = live(desired(count=2), config="churn-config-old")
+    old = replace(old, config_exists=False, endpoint=replace(old.endpoint, variants=(VariantView("AllTraffic", 5, 5),)))
+    p = plan(d, old, ObservedExtras(scaling=(scaled(d),)))
+    assert ops(p) == ["create_endpoint_config", "deregister_scaling", "update_endpoint_guarded", "wait_endpoint",
+                      "register_scaling", "put_scaling_policy"]
+    assert p.steps[2].params.retain is True
+
+
+def test_unchanged_scaling_plans_nothing_and_changed_bounds_reregister():
+    d = with_extra(desired(), autoscaling={"min": 2, "max": 6})
+    assert plan(d, live(d), ObservedExtras(scaling=(scaled(d),))).empty
+    assert ops(plan(d, live(d), ObservedExtras(scaling=(scaled(d, 1, 4),)))) == ["register_scaling"]
+
+
+def test_removed_section_removes_only_targets_sme_made():
+    d = desired()
+    mine = scaled(with_extra(d, autoscaling={"max": 6}))
+    foreign = ScalingView(RID, 1, 3, (("someone-elses", "{}"),))
+    assert ops(plan(d, live(d), ObservedExtras(scaling=(mine,)))) == ["deregister_scaling"]
+    assert plan(d, live(d), ObservedExtras(scaling=(foreign,))).empty
+
+
+def test_guarded_update_carries_the_deployment_config_and_creates_alarms_first():
+    d = with_extra(desired(count=3), update={"strategy": "linear", "linear_step": 25, "wait": "2m", "alarms": "auto"})
+    old = replace(live(desired(count=2), config="churn-config-old"), config_exists=False)
+    p = plan(d, old)
+    assert ops(p) == ["create_endpoint_config", "put_alarm", "put_alarm", "update_endpoint_guarded", "wait_endpoint"]
+    config = json.loads(p.steps[3].params.deployment_config)
+    assert config["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"] == {
+        "Type": "LINEAR", "WaitIntervalInSeconds": 120, "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 25}}
+    assert len(config["AutoRollbackConfiguration"]["Alarms"]) == 2
+    assert p.steps[3].params.retain is False, "without autoscaling a deploy sets the counts it asks for"
+
+
+def test_named_alarms_are_used_as_given():
+    spec = update_spec(with_extra(desired(), update={"alarms": ["my-5xx"]}))
+    assert json.loads(spec.deployment_config)["AutoRollbackConfiguration"] == {"Alarms": [{"AlarmName": "my-5xx"}]}
+    assert spec.alarms == ()
+
+
+def test_cpu_and_custom_metrics():
+    [cpu] = scaling_specs(with_extra(desired(), autoscaling={"max": 4, "metric": "cpu"}))
+    assert cpu.policy_config["CustomizedMetricSpecification"]["MetricName"] == "CPUUtilization"
+    assert cpu.policy_config["TargetValue"] == 60.0
+    with pytest.raises(ConfigError, match="autoscaling.target"):
+        scaling_specs(with_extra(desired(), autoscaling={"max": 4, "metric": {"name": "Q", "namespace": "N"}}))
+    with pytest.raises(ConfigError, match="above max"):
+        scaling_specs(with_extra(desired(), autoscaling={"min": 5, "max": 4}))
+
+
+def test_gateway_is_built_after_the_endpoint_and_removed_with_its_section():
+    d = with_extra(desired(), gateway={})
+    p = plan(d, Observed())
+    assert ops(p)[-5:] == ["create_gateway_role", "create_gateway_log_group", "create_gateway_function",
+                           "create_gateway_api", "create_gateway_key"]
+    have = {"usage-plan": "u1", "gateway-key": "k1", "gateway-api": "a1", "lambda": "f", "log-group": "g",
+            "gateway-role": "r"}
+    removal = plan(desired(), live(desired()), ObservedExtras(gateway=have))
+    assert [s.kind for s in removal.steps] == ["usage-plan", "gateway-key", "gateway-api", "lambda", "log-group",
+                                               "gateway-role"]
+
+
+def facts(free=(251, 251, 251), quota=20.0, used=0):
+    subnets = tuple(SubnetFacts(f"subnet-{i}", f"us-east-1{'abc'[i]}", n) for i, n in enumerate(free))
+    return Facts(quotas={"ml.m5.large for endpoint usage": quota}, used_elsewhere={"ml.m5.large": used},
+                 subnets=subnets, role="ok", artifact="ok", image="sagemaker")
+
+
+def outcome(checks, prefix):
+    return [c.outcome for c in checks if c.name.startswith(prefix)]
+
+
+def test_preflight_counts_max_capacity_doubled_during_an_update():
+    d = with_extra(desired(count=2), autoscaling={"max": 5})
+    assert peaks(d, plan_deploy(d, Observed()))[0].instances == 5
+    old = replace(live(desired(count=1), config="x"), config_exists=False)
+    assert peaks(d, plan_deploy(d, old))[0].instances == 10
+    checks = evaluate(d, plan_deploy(d, old), facts(quota=12, used=3))
+    assert outcome(checks, "quota") == ["fail"]
+
+
+def test_preflight_subnet_headroom_and_ha_warnings():
+    d = desired(count=1)
+    checks = evaluate(d, plan_deploy(d, Observed()), facts(free=(0,)))
+    assert outcome(checks, "subnet") == ["fail"] and outcome(checks, "HA") == ["warn", "warn"]
+    assert all(c.outcome == "pass" for c in evaluate(desired(), plan_deploy(desired(), Observed()), facts()))
+
+
+def test_rollback_target_is_the_previous_recorded_config():
+    history = [{"name": "a"}, {"name": "b"}, {"name": "c"}]
+    assert choose_target(history, "c", None) == "b"
+    assert choose_target(history, "b", None) == "a"
+    assert choose_target(history, "c", "a") == "a"
+    with pytest.raises(UserError, match="recorded history"):
+        choose_target(history, "c", "zzz")
+    with pytest.raises(UserError, match="no config before"):
+        choose_target([{"name": "a"}], "a", None)
