@@ -51,11 +51,11 @@ def _unloadable(name: str, data: bytes, error: str, version: str) -> str:
     fix = "load it with xgboost 1.x or 2.x and re-save it with Booster.save_model in JSON format"
     if data[:1] == b"\x80":
         return f"{name} is a pickle, which local mode does not load (xgboost {version}); {fix}"
-    if data[:1] != b"{":
+    if data[:4] == b"binf":
         # What SageMaker's XGBoost training jobs up to 1.7-1 write: xgboost 3 dropped the format.
         return f"{name} is in XGBoost's old binary format, which xgboost {version} cannot read; {fix}"
     first_line = error.strip().splitlines()[0] if error.strip() else "unknown error"
-    return f"{name} is not an XGBoost model that xgboost {version} can load: {first_line}"
+    return f"{name} is not an XGBoost model that xgboost {version} can load (JSON or UBJ): {first_line}"
 
 
 class XGBoostModel:
