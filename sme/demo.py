@@ -65,7 +65,7 @@ def run_demo(opts: DemoOptions, env: Env) -> int:
                         f"{load_seconds + 2 * opts.watch_interval:.0f}s", "--out", str(out / "watch.jsonl")],
                        sub_env, out, quiet=True)
         children.append(watch)
-        code = _run(["loadtest", "-c", str(out / "loadtest.yaml"), "--out", str(out)], sub_env, out,
+        code = _run(["loadtest", "-c", str(out / "load.yaml"), "--out", str(out)], sub_env, out,
                     ok=(0, ExitStatus.SLO_FAILED))
         watch.wait(timeout=3 * opts.watch_interval + 30)
         env.info("6/6 sme report and sme teardown")
@@ -147,13 +147,14 @@ autoscaling:
 
 
 def _write_loadtest(out: Path, payload: Path, seconds: float) -> None:
-    ramp = round(seconds * 0.3)
-    (out / "loadtest.yaml").write_text(f"""# written by `sme demo`: start slowly, then hold (the seed's shape, in minutes)
+    ramp = max(6, round(seconds * 0.3))
+    spawn = round(8 / (ramp * 0.8), 2)  # reach 8 users within the first stage
+    (out / "load.yaml").write_text(f"""# written by `sme demo`: start slowly, then hold (the seed's shape, in minutes)
 target:
   endpoint: {NAME}
 payload: {{file: {payload}, content_type: text/csv, split: lines}}
 stages:
-  - {{duration: {ramp}s, users: 8, spawn_rate: 0.5}}
+  - {{duration: {ramp}s, users: 8, spawn_rate: {spawn}}}
   - {{duration: {round(seconds) - ramp}s, users: 16, spawn_rate: 2}}
 slo: {{p99_ms: 250, error_rate: 0.01}}
 """)
@@ -179,6 +180,6 @@ def _report(out: Path, env: dict, console: Env) -> None:
     except ImportError:
         return
     if "report" in COMMANDS:
-        proc = subprocess.run([sys.executable, "-m", "sme", "report", str(out)], env=env, cwd=out)
+        proc = subprocess.run([sys.executable, "-m", "sme", "report", str(out), "--instance-type", "ml.m5.large"], env=env, cwd=out)
         if proc.returncode != 0:
             console.info(f"sme report exited with {proc.returncode}; the raw results are still in {out}")
