@@ -184,3 +184,51 @@ def test_unloadable_model_files_say_why(tmp_path, content, reason):
     with pytest.raises(ModelLoadError, match=reason) as failure:
         load_model(inspect(tmp_path, env={}))
     assert failure.value.args[0].startswith("xgboost-model ")
+
+
+def _script_model(tmp_path: Path, script: str):
+    from sme.local.runtime.model_loader import load_model
+
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "inference.py").write_text(script)
+    return load_model(inspect(tmp_path, env={}))
+
+
+def test_transform_fn_replaces_the_other_handlers(tmp_path):
+    model = _script_model(tmp_path, (
+        "def model_fn(model_dir):\n    return 2\n"
+        "def transform_fn(model, body, content_type, accept):\n"
+        "    return str(model * int(body)), 'text/plain'\n"
+    ))
+    assert model.invoke(b"21", "text/plain", "*/*") == (b"42", "text/plain")
+
+
+def _call(app, body: bytes, content_type: str = "application/json"):
+    seen = {}
+    environ = {"PATH_INFO": "/invocations", "REQUEST_METHOD": "POST", "CONTENT_LENGTH": str(len(body)),
+               "CONTENT_TYPE": content_type, "wsgi.input": io.BytesIO(body)}
+    out = b"".join(app(environ, lambda status, headers: seen.update(status=status, headers=dict(headers))))
+    return int(seen["status"].split()[0]), seen["headers"], out
+
+
+def test_handler_errors_map_to_status_codes(tmp_path):
+    from sme.local.runtime.server import make_app
+
+    model = _script_model(tmp_path, (
+        "class Unprocessable(Exception):\n    status_code = 422\n"
+        "def model_fn(model_dir):\n    return None\n"
+        "def input_fn(body, content_type):\n"
+        "    if body == b'422':\n        raise Unprocessable('cannot use this')\n"
+        "    if body == b'500':\n        raise KeyError('feature_7')\n"
+        "    return body\n"
+        "def predict_fn(data, model):\n    return data\n"
+        "def output_fn(prediction, accept):\n    return prediction\n"
+    ))
+    app = make_app(model, max_body=100)
+    assert _call(app, b"ok")[::2] == (200, b"ok")
+    status, headers, body = _call(app, b"422")
+    assert (status, body) == (422, b"model error: Unprocessable: cannot use this")
+    status, headers, body = _call(app, b"500")
+    assert status == 500 and b"KeyError" in body and b"feature_7" in body
+    assert int(headers["X-Model-Latency-Us"]) >= 0
+    assert _call(app, b"x" * 101)[0] == 413
