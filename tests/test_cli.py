@@ -103,3 +103,19 @@ def test_verbose_shows_traceback(sme, aws_env):
     env = dict(aws_env, AWS_ENDPOINT_URL="http://127.0.0.1:9")
     result = sme("-v", "status", "--name", "churn", env=env)
     assert "Traceback" in result.stderr
+
+
+def test_readme_experiment_file_is_valid(tmp_path):
+    """The experiment file documented in README.md passes the schema as written."""
+    import re
+    from pathlib import Path
+
+    from sme.config import Overrides, load_experiment
+
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    blocks = re.findall(r"```yaml\n(.*?)```", readme.read_text(), re.S)
+    experiment = next(b for b in blocks if b.startswith("name:"))
+    path = tmp_path / "sme.yaml"
+    path.write_text(experiment)
+    exp = load_experiment(str(path), Overrides())
+    assert exp.name == "churn" and exp.variants[0].count == 2 and len(exp.network.subnets) == 3
