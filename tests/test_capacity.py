@@ -1,0 +1,189 @@
+"""`sme plan-capacity`: the knee of a real step run, and the arithmetic against hand-computed values."""
+
+from __future__ import annotations
+
+import collections
+import json
+import math
+import os
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_report_runs import write_loadtest, write_watch  # noqa: E402
+
+from sme.capacity import cost_per_million, plan  # noqa: E402
+from sme.report.rundir import load_run  # noqa: E402
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def sme(*args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x", AWS_ENDPOINT_URL="http://127.0.0.1:9")
+    return subprocess.run([sys.executable, "-m", "sme", *args], capture_output=True, text=True, timeout=90, env=env)
+
+
+class KneeServer:
+    """Answers in 2 ms while it has seen at most ``knee_rps`` requests in the last second, 1 s above.
+
+    The slow answer is far above the SLO and the fast one far below, so the client's own jitter on a busy
+    machine (tens of ms) cannot move the knee.
+    """
+
+    def __init__(self, knee_rps: int):
+        arrivals: collections.deque[float] = collections.deque()
+        lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                now = time.monotonic()
+                with lock:
+                    arrivals.append(now)
+                    while arrivals and arrivals[0] < now - 1.0:
+                        arrivals.popleft()
+                    busy = len(arrivals) > knee_rps
+                time.sleep(1.0 if busy else 0.002)
+                body = b'{"predictions": [0.5]}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_plan_finds_the_knee_of_a_real_step_run_within_one_step(tmp_path: Path) -> None:
+    knee, step = 50, 20
+    server = KneeServer(knee)
+    try:
+        cfg = tmp_path / "steps.yaml"
+        cfg.write_text(f"target: {{url: \"{server.url}/invocations\"}}\n"
+                       "payload: {body: '{\"x\": 1}', content_type: application/json}\n"
+                       f"stages:\n  - steps: {{kind: rate, start: {step}, step: {step}, every: 4s, count: 4}}\n"
+                       "slo: {p99_ms: 400}\n")
+        run = tmp_path / "step-1"
+        lt = sme("loadtest", "-c", str(cfg), "--out", str(run))
+        assert lt.returncode in (0, 3), lt.stderr[-2000:]
+    finally:
+        server.stop()
+    done = sme("plan-capacity", str(run), "--peak-rps", "2000", "--p99-ms", "400", "--instances", "1",
+               "--instance-type", "ml.m5.large", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout)
+    found = result["rps_per_instance"]
+    assert abs(found - knee) <= step, f"knee at {knee} req/s, found {found:.1f} (steps: {result['steps']})"
+    held = [s["held"] for s in result["steps"]]
+    assert held[0] and not held[-1], f"the first step must hold and the last (80 req/s) break: {result['steps']}"
+
+
+def hand_run(tmp_path: Path, **kw) -> Path:
+    """Steps of 40, 80, 120, 160 req/s for 20 s; p99 breaks 250 ms only past 130 req/s."""
+    run = tmp_path / "hand"
+    write_loadtest(run, [(20.0, 40.0), (20.0, 80.0), (20.0, 120.0), (20.0, 200.0)], knee=130.0, kind="step", **kw)
+    return run
+
+
+def test_arithmetic_matches_hand_computed_values(tmp_path: Path) -> None:
+    done = sme("plan-capacity", str(hand_run(tmp_path)), "--peak-rps", "2000", "--p99-ms", "250",
+               "--instances", "2", "--instance-type", "ml.m5.large", "--prices", "table", "--json")
+    assert done.returncode == 0, done.stderr
+    r = json.loads(done.stdout)
+    # knee: step 3, 120 req/s on 2 instances -> 60 req/s per instance
+    assert r["knee_step"] == 3
+    assert r["rps_per_instance"] == pytest.approx(60.0)
+    assert r["target_invocations_per_instance"] == pytest.approx(60 * 0.5 * 60)  # 1800 per minute
+    assert r["instances_at_peak"] == 67  # ceil(2000 / 30)
+    assert r["instances_no_headroom"] == 34  # ceil(2000 / 60)
+    assert r["price"]["usd_per_hour"] == pytest.approx(0.115)
+    assert "price table" in r["price"]["source"]
+    assert r["cost"]["usd_per_hour_at_peak"] == pytest.approx(67 * 0.115)  # 7.705
+    assert r["cost"]["usd_per_hour_at_minimum"] == pytest.approx(0.115)
+    assert r["cost"]["usd_per_million_inferences_at_peak"] == pytest.approx(7.705 / (2000 * 3600) * 1e6)  # 1.0701
+
+
+def test_text_output_names_the_price_source_and_the_formula(tmp_path: Path) -> None:
+    done = sme("plan-capacity", str(hand_run(tmp_path)), "--peak-rps", "2000", "--p99-ms", "250",
+               "--instances", "2", "--instance-type", "ml.m5.large", "--safety", "0.6")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "InvocationsPerInstance = 60.00 x 0.6 x 60 = 2160.0" in out, out
+    assert "instances for the peak of 2000 req/s: 56" in out, out  # ceil(2000 / 36)
+    assert "sme's price table" in out and "did not answer" in out, out  # no AWS here: the table, and why
+
+
+def test_per_step_fields_of_the_summary_are_used_without_a_timeseries(tmp_path: Path) -> None:
+    run = hand_run(tmp_path)
+    (run / "timeseries.csv").unlink()
+    p = plan(load_run(run), 2000, 250, 0.5, 2, 1, None)
+    assert p.basis.startswith("summary.json")
+    assert p.knee is not None and p.knee.step.number == 3
+    assert p.per_instance == pytest.approx(60.0)
+
+
+def test_instances_come_from_the_watch_file(tmp_path: Path) -> None:
+    run = hand_run(tmp_path)
+    write_watch(run / "watch.jsonl", 80, interval=5, scale_out_at=None, instances=3)
+    p = plan(load_run(run), 2000, 250, 0.5, None, 1, None)
+    assert p.instances_from == "from the watch file"
+    assert p.per_instance == pytest.approx(40.0)  # 120 req/s on 3 instances
+
+
+def test_errors_past_the_budget_break_a_step(tmp_path: Path) -> None:
+    run = tmp_path / "errors"
+    write_loadtest(run, [(20.0, 40.0), (20.0, 80.0)], kind="step", fail_every=20)  # 5% errors everywhere
+    p = plan(load_run(run), 100, 250, 0.5, 1, 1, None)
+    assert p.knee is None and "errors 5.00% > 1.00%" in p.steps[0].why
+    assert plan(load_run(run), 100, 250, 0.5, 1, 1, 0.1).knee is not None  # within a 10% budget
+
+
+def test_no_successful_request_exits_3_with_the_reason(tmp_path: Path) -> None:
+    run = tmp_path / "dead"
+    write_loadtest(run, [(10.0, 40.0), (10.0, 80.0)], kind="step", fail_every=1)
+    done = sme("plan-capacity", str(run), "--peak-rps", "100", "--p99-ms", "250")
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "no successful request" in done.stdout and "no step held the SLO" in done.stdout, done.stdout
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--safety", "1.5"], "--safety"),
+    (["--peak-rps", "0"], "--peak-rps"),
+])
+def test_bad_flags_are_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:
+    base = {"--peak-rps": "100", "--p99-ms": "250"}
+    base.update(dict(zip(args[::2], args[1::2])))
+    flat = [x for kv in base.items() for x in kv]
+    done = sme("plan-capacity", str(hand_run(tmp_path)), *flat)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+
+
+def test_a_run_without_a_load_test_cannot_be_planned(tmp_path: Path) -> None:
+    run = tmp_path / "watch-only"
+    write_watch(run / "watch.jsonl", 60)
+    done = sme("plan-capacity", str(run), "--peak-rps", "100", "--p99-ms", "250")
+    assert done.returncode == 2 and "no load-test results" in done.stderr, done.stderr
+
+
+def test_cost_per_million_formula() -> None:
+    assert cost_per_million(3.6, 1.0) == pytest.approx(1000.0)  # $3.60/h serving 3,600 requests an hour
+    assert math.isclose(cost_per_million(7.705, 2000), 1.0701388888888889)
