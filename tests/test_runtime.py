@@ -277,6 +277,35 @@ def test_handler_that_raises_gives_500_and_the_worker_survives(script_runtime):
     assert "the model exploded on purpose" in script_runtime.log_path.read_text(), "the reason should be logged"
 
 
+def test_invocation_past_the_model_server_timeout_restarts_the_worker(tmp_path):
+    script = (
+        "import os, time\n"
+        "def model_fn(model_dir):\n    return None\n"
+        "def transform_fn(model, body, content_type, accept):\n"
+        "    time.sleep(float(body))\n    return str(os.getpid())\n"
+    )
+    runtime = start_runtime(_pack(tmp_path, {"code/inference.py": script}), env={"SAGEMAKER_MODEL_SERVER_TIMEOUT": "1"})
+    try:
+        runtime.wait_ready(READY_TIMEOUT)
+        _, first_pid = post(runtime, "0")
+        started = time.monotonic()
+        with pytest.raises((ConnectionError, http.client.HTTPException)):
+            post(runtime, "20")
+        assert time.monotonic() - started < 10, "the slow request should be cut off near the 1 s timeout"
+        deadline = time.monotonic() + 15
+        while True:  # gunicorn starts a new worker; until then the port may refuse or hang up
+            try:
+                response, pid = post(runtime, "0")
+                break
+            except (ConnectionError, http.client.HTTPException):
+                assert time.monotonic() < deadline, "no worker came back after the timeout"
+                time.sleep(0.1)
+        assert response.status == 200 and pid != first_pid, "a fresh worker should serve after the timeout"
+        assert "model server timeout" in runtime.log_path.read_text()
+    finally:
+        runtime.stop()
+
+
 def test_payload_over_the_limit_gets_413(script_runtime):
     response, body = post(script_runtime, json.dumps({"x": [0] * 600}), content_type="application/json")
     assert response.status == 413, body

@@ -113,7 +113,11 @@ class ScriptModel:
             result = self.output_fn(prediction, accept)
         if isinstance(result, tuple) and len(result) == 2:  # (body, content type), as the toolkit allows
             result, accept = result
-        return (result.encode() if isinstance(result, str) else bytes(result)), codecs.media_type(accept)
+        if isinstance(result, str):
+            result = result.encode()
+        elif not isinstance(result, (bytes, bytearray, memoryview)):
+            raise TypeError(f"the response body must be bytes or str, not {type(result).__name__}")
+        return bytes(result), codecs.media_type(accept.split(",", 1)[0])
 
     def _default_input_fn(self, body: bytes, content_type: str):
         if content_type == codecs.NPY:

@@ -6,6 +6,10 @@ when the model raises; the worker keeps serving. Every invocation response carri
 `X-Model-Latency-Us`: microseconds spent decoding, predicting and encoding, which is what SageMaker
 reports as ModelLatency.
 
+An invocation that runs past the model server timeout (SAGEMAKER_MODEL_SERVER_TIMEOUT, 60 s) ends its
+worker: the client's connection closes and gunicorn starts a fresh worker. Loading the model is not
+bounded here; whoever waits for readiness bounds it (`RuntimeProcess.wait_ready(timeout)`).
+
 gunicorn runs `workers` processes of the gthread kind (keep-alive connections; one thread each unless
 told otherwise), and each worker loads its own model (see model_loader). If a worker cannot load the
 model it records the reason in the status file and exits with gunicorn's boot-error code, which stops the
@@ -41,16 +45,20 @@ class ServerOptions:
     port: int = 8080
     workers: int = 1
     threads: int = 1
-    timeout: int = 60  # seconds a request may take before gunicorn restarts the worker
+    timeout: int = 60  # seconds an invocation may take before its worker is restarted
     max_body: int = 6 * 1024 * 1024  # SageMaker's real-time payload limit
     status_file: Path | None = None
     parent_pid: int | None = None  # stop when this process is gone
 
 
-def make_app(model, max_body: int) -> Callable:
-    """The WSGI app for one loaded model."""
+def make_app(model, max_body: int, timeout: float | None = None) -> Callable:
+    """The WSGI app for one loaded model; with `timeout`, a request running longer ends the worker."""
     invoke = model.invoke
     clock = time.perf_counter_ns
+    in_flight: dict[int, int] = {}  # thread id -> start (ns) of the invocation it is running
+    if timeout:
+        threading.Thread(target=_watchdog, args=(in_flight, timeout), name="sme-timeout", daemon=True).start()
+    get_ident = threading.get_ident
 
     def app(environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -61,7 +69,7 @@ def make_app(model, max_body: int) -> Callable:
                 body = _read_body(environ, max_body)
             except RequestError as e:
                 return _reply(start_response, e.status, e.reason.encode())
-            started = clock()
+            started = in_flight[get_ident()] = clock()
             try:
                 content, content_type = invoke(body, media_type(environ.get("CONTENT_TYPE")), environ.get("HTTP_ACCEPT"))
                 status = 200
@@ -71,6 +79,8 @@ def make_app(model, max_body: int) -> Callable:
                 log.exception("model raised while handling /invocations")
                 content, content_type = f"model error: {type(e).__name__}: {e}".encode(), "text/plain"
                 status = _status_of(e)
+            finally:
+                in_flight.pop(get_ident(), None)
             start_response(REASONS[status], [
                 ("Content-Type", content_type),
                 ("Content-Length", str(len(content))),
@@ -85,6 +95,20 @@ def make_app(model, max_body: int) -> Callable:
         return _reply(start_response, 404, f"no such path {path!r}; use /ping or /invocations".encode())
 
     return app
+
+
+def _watchdog(in_flight: dict[int, int], timeout: float) -> None:
+    """A thread cannot be stopped, so a request past SAGEMAKER_MODEL_SERVER_TIMEOUT takes its worker down
+    (its client sees the connection close) and gunicorn starts a fresh one, as the container does."""
+    limit_ns = int(timeout * 1e9)
+    while True:
+        time.sleep(min(timeout / 4, 1.0))
+        now = time.perf_counter_ns()
+        if any(now - started > limit_ns for started in list(in_flight.values())):
+            log.error("a request ran past the %g s model server timeout (SAGEMAKER_MODEL_SERVER_TIMEOUT); "
+                      "restarting worker %d", timeout, os.getpid())
+            logging.shutdown()
+            os._exit(1)
 
 
 def _read_body(environ, max_body: int) -> bytes:
@@ -126,7 +150,7 @@ def serve(artifact: Artifact, options: ServerOptions, extra_ready: dict | None =
             write_status(options.status_file, FAILED, reason=reason)
             sys.exit(WORKER_BOOT_ERROR)
         log.info("worker %d loaded the model (%s)", os.getpid(), artifact.convention)
-        return make_app(model, options.max_body)
+        return make_app(model, options.max_body, options.timeout)
 
     def when_ready(arbiter):  # the master is listening; announce readiness once a worker answers
         host, port = arbiter.LISTENERS[0].sock.getsockname()[:2]
