@@ -60,7 +60,8 @@ def _header(h: Headline, sources: dict[str, Any]) -> str:
     inputs = ", ".join(f"<code>{escape(s)}</code>" for s in sources.get("inputs", []))
     partial = ('<div class="banner">This run was stopped early: the results are partial.</div>'
                if h.partial else "")
-    return (f"<h1>Load-test report: {escape(h.target or 'unnamed run')}</h1>"
+    kind = "Load-test report" if h.requests is not None else "Run report"
+    return (f"<h1>{kind}: {escape(h.target or 'unnamed run')}</h1>"
             f"<p class=\"meta\">Started {escape(svg.wall(h.started_at))}{dur}. From {inputs}.</p>{partial}")
 
 

@@ -174,9 +174,13 @@ def _latency(run: Run, t0: float) -> tuple[Chart | None, str]:
                                    ("OverheadLatency", "OverheadLatency avg", True),
                                    ("OverheadLatency:p99", "OverheadLatency p99", True)):
             series.append(Series(_named(label, v, many), _metric(run, t0, v, key, 0.001), dashed=dashed))
-    return Chart("latency", "Latency: client vs CloudWatch", "ms", tuple(series),
-                 "Client percentiles per second; CloudWatch averages per sample window. The gap between the "
-                 "client's latency and ModelLatency + OverheadLatency is the network and gateway cost."), \
+    caption = ("Client percentiles per second; CloudWatch averages per sample window. The gap between the "
+               "client's latency and ModelLatency + OverheadLatency is the network and gateway cost."
+               if run.rows and variants else
+               "CloudWatch, per sample window: ModelLatency is the container's time, OverheadLatency SageMaker's."
+               if variants else "Client percentiles per second.")
+    return Chart("latency", "Latency: client vs CloudWatch" if run.rows and variants else "Latency", "ms",
+                 tuple(series), caption), \
         "Latency: needs timeseries.csv or a watch file with ModelLatency"
 
 
