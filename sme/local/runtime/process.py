@@ -24,8 +24,16 @@ This is the API the local AWS builds on::
 - `RuntimeProcess.wait_ready(timeout)` returns once /ping answers, raises `RuntimeFailed` (with
   `.reason`) if the model cannot be served, and `sme.errors.WaitTimeout` if neither happens in time
   (the process is left running: stop it).
+- After `wait_ready`, `runtime.ready_info` is the runtime's status document: pid, port, workers,
+  convention ("xgboost" or "inference-script"), requirements (from code/requirements.txt, reported
+  and never installed) and model_dir.
+- A runtime started here stops by itself if the process that started it dies (`--exit-with-parent`).
 - Each response to /invocations carries `X-Model-Latency-Us`, the model's share of the request, for
   the ModelLatency metric.
+
+Starting `python -m sme.local.runtime --model-data M --port P --status-file F` directly works too: F
+holds `{"state": "failed", "reason": ...}` (and the process exits non-zero) or `{"state": "ready",
+"pid": ..., "port": ..., ...}` once /ping answers.
 
 Only the standard library is imported here; the runtime's heavy imports happen in the child.
 """
