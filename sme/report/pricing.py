@@ -82,7 +82,7 @@ class Pricer:
                 if usd is not None:
                     return Price(instance_type, region, usd, API)
         except Exception as exc:  # noqa: BLE001 - any failure means "use the table", and the output says why
-            self.api_error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+            self.api_error = short_error(exc)
             return None
         return None
 
@@ -99,6 +99,13 @@ class Pricer:
                          f"{why}; the table has no {region} prices, so this is the {TABLE_DEFAULT_REGION} rate")
         return Price(instance_type, region, None, label,
                      f"{why}; {instance_type} is not in the table either")
+
+
+def short_error(exc: Exception) -> str:
+    """One short line: an error page in a message (a proxy, a local AWS without Pricing) is cut off."""
+    text = (str(exc).splitlines() or [""])[0].split(": <", 1)[0]
+    text = text if len(text) <= 120 else text[:117] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _query(client: Any, instance_type: str, region: str, field_name: str) -> float | None:

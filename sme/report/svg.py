@@ -102,7 +102,9 @@ def render(chart: Chart, begin_s: float, end_s: float, started_at: float, bands:
           if begin_s / per - 1e-9 <= v <= end_s / per + 1e-9]
     ys = [y for s in chart.series for _, y in s.points]
     ylo, yhi = min([0.0] + ys), max(ys + [chart.y_at_least, 1e-9])
-    yt = nice_ticks(ylo, yhi * 1.04 if yhi > 0 else yhi, ph // Y_LABEL_PX + 1, chart.integer)
+    # a little room above the highest point, unless the axis already ends at a fixed top (100%)
+    top = yhi * 1.04 if yhi > chart.y_at_least and yhi > 0 else yhi
+    yt = nice_ticks(ylo, top, ph // Y_LABEL_PX + 1, chart.integer)
     f = Frame(begin_s, end_s, yt[0], yt[-1], width, height)
     parts = [f'<svg class="chart" data-chart="{chart.key}" viewBox="0 0 {width} {height}" '
              f'width="100%" role="img" aria-label="{escape(chart.title)}" xmlns="http://www.w3.org/2000/svg">',

@@ -81,7 +81,7 @@ def build(run: Run) -> Timeline:
     xs = [x for c in charts for s in c.series for x, _ in s.points] + [b.end_s for b in bands]
     xs += [m.at_s for m in markers]
     end = max(xs) if xs else 0.0
-    begin = min([0.0] + [x for c in charts for s in c.series for x, _ in s.points])
+    begin = min([0.0] + [x for c in charts for s in c.series for x, _ in s.points] + [m.at_s for m in markers])
     return Timeline(t0, max(end, begin + 1.0), begin, bands, markers, charts, omitted)
 
 
@@ -94,8 +94,9 @@ def stage_bands(summary: dict[str, Any] | None) -> list[Band]:
             continue
         level = (f"{st['rate']:g} req/s" if st.get("rate") is not None
                  else f"{st['users']} users" if st.get("users") is not None else "")
-        kind = st.get("kind") or "stage"
-        out.append(Band(start, end, str(int(st.get("index", len(out))) + 1), f"{kind} {level}".strip()))
+        kind = st.get("kind") or ""
+        detail = f"step to {level}" if kind == "step" else level or kind  # "users"/"rate" say it already
+        out.append(Band(start, end, str(int(st.get("index", len(out))) + 1), detail))
     return out
 
 
