@@ -4,8 +4,9 @@ The arithmetic, in the order the output shows it:
 
 - a step *held* the SLO when its p99 is within the limit, its errors (failures + dropped) within the
   error budget, and it served at least 90% of the rate it was asked for (open model);
-- the knee is the last step that held before the first one that did not; its successful req/s divided by
-  the instances that served it is the sustainable req/s per instance, ``per_instance``;
+- the knee is the step with the most successful req/s per instance among those that held before the
+  first one that did not (on a climbing ladder: the last step that held); that rate is the sustainable
+  req/s per instance, ``per_instance``;
 - the autoscaling target value (metric InvocationsPerInstance, per minute) is
   ``per_instance x safety x 60`` (AWS's published formula);
 - at the peak, that policy runs ``ceil(peak / (per_instance x safety))`` instances; the bare minimum that
@@ -116,8 +117,10 @@ def plan(run: Run, peak_rps: float, p99_ms: float, safety: float, instances: int
                 notes.append(f"step(s) {', '.join(map(str, later))} held again after step {v.step.number} broke; "
                              "the plan stops at the first break")
             break
-        knee = v
-    if knee is not None and knee is verdicts[-1]:
+        if knee is None or v.step.rps / v.step.instances > knee.step.rps / knee.step.instances:
+            knee = v  # the best per-instance rate held so far (a ladder climbs, but stages need not)
+    if knee is not None and all(v.held for v in verdicts) and knee.step.number == max(
+            (v.step for v in verdicts), key=lambda s: s.rps).number:
         notes.append("every step held the SLO: the knee is above the highest step, so this plan is conservative "
                      "(run a ladder that goes higher)")
     if not any(s.requests - s.errors > 0 for s in steps):
@@ -260,7 +263,7 @@ class CapacityOptions:
 
 def run_plan_capacity(opts: CapacityOptions, env: Any, pricer: Any = None) -> int:
     from sme.errors import ExitStatus
-    from sme.report.build import instance_types, region_of, say
+    from sme.report.build import instance_types, parse_instance_types, region_of, say
     from sme.report.pricing import Pricer
     from sme.report.rundir import load_run
 
@@ -270,8 +273,9 @@ def run_plan_capacity(opts: CapacityOptions, env: Any, pricer: Any = None) -> in
     p = plan(run, opts.peak_rps, opts.p99_ms, opts.safety, opts.instances, opts.min_instances,
              opts.max_error_rate)
     p.notes[:0] = [n for n in run.notes if not n.startswith("no watch file")]
-    types = instance_types(run, (opts.instance_type,) if opts.instance_type else ())
-    itype = opts.instance_type or next((t for t in types.values() if t), None)
+    flag = parse_instance_types([opts.instance_type])[0] if opts.instance_type else None
+    types = instance_types(run, ())
+    itype = flag or next((t for t in types.values() if t), None)
     price = None
     if itype:
         region, _ = region_of(run, opts.region)

@@ -187,3 +187,17 @@ def test_a_run_without_a_load_test_cannot_be_planned(tmp_path: Path) -> None:
 def test_cost_per_million_formula() -> None:
     assert cost_per_million(3.6, 1.0) == pytest.approx(1000.0)  # $3.60/h serving 3,600 requests an hour
     assert math.isclose(cost_per_million(7.705, 2000), 1.0701388888888889)
+
+
+def test_knee_is_the_best_rate_per_instance_held_before_the_first_break(tmp_path: Path) -> None:
+    run = tmp_path / "updown"
+    write_loadtest(run, [(20.0, 100.0), (20.0, 300.0), (20.0, 100.0)], kind="rate")  # flat latency: all hold
+    p = plan(load_run(run), 1000, 250, 0.5, 2, 1, None)
+    assert p.knee is not None and p.knee.step.number == 2 and p.per_instance == pytest.approx(150.0)
+    assert any("knee is above the highest step" in n for n in p.notes)
+
+
+def test_a_bad_instance_type_is_a_usage_error(tmp_path: Path) -> None:
+    done = sme("plan-capacity", str(hand_run(tmp_path)), "--peak-rps", "100", "--p99-ms", "250",
+               "--instance-type", "m5.large")
+    assert done.returncode == 2 and "not a SageMaker instance type" in done.stderr, done.stderr

@@ -96,7 +96,8 @@ def _cards(h: Headline) -> str:
     errors = ("-", "no load-test results") if h.requests is None else (
         f"{h.failures:,}", f"{rate:.2%} of {h.requests:,} requests" if rate is not None else "no requests")
     minutes = h.instance_minutes
-    cost_detail = ", ".join(f"{c.variant}: {c.price.instance_type}" for c in h.costs if c.price) or (
+    cost_detail = ", ".join(f"{c.variant}: {c.price.instance_type if c.price else 'type unknown'}"
+                            for c in h.costs) if any(c.price for c in h.costs) else (
         "needs the instance type (--instance-type)" if h.costs else "needs a watch file")
     room = "-" if h.lowest_headroom is None else f"{h.lowest_headroom}"
     room_detail = ("no subnets watched" if h.lowest_headroom is None else
@@ -109,11 +110,19 @@ def _cards(h: Headline) -> str:
         _card("Errors", errors[0], errors[1], "fail" if (h.failures or 0) > 0 else ""),
         _card("Instance-minutes", "-" if minutes is None else f"{minutes:,.1f}",
               f"over {format_duration(h.watched_s)} watched" if h.watched_s else "needs a watch file"),
-        _card("Cost of the run", money(h.cost_usd) if h.costs else "-", cost_detail),
+        _card("Cost of the run", _cost_value(h), cost_detail),
         _card("Lowest headroom", room, room_detail, "fail" if h.lowest_headroom is not None and
               h.lowest_headroom <= 0 else ""),
     ]
     return '<section class="cards">' + "".join(cards) + "</section>"
+
+
+def _cost_value(h: Headline) -> str:
+    if not h.costs:
+        return "-"
+    if h.cost_usd is None and any(c.usd is not None for c in h.costs):
+        return f"≥ {money(h.priced_usd)}"  # some variants are unpriced: what is known is a lower bound
+    return money(h.cost_usd)
 
 
 def _table(head: list[str], rows: list[list[str]], numeric: set[int] = frozenset()) -> str:  # type: ignore[assignment]

@@ -44,11 +44,20 @@ def table_label(table: dict[str, Any]) -> str:
 def _default_client() -> Any:
     import os
 
+    from botocore.config import Config
+
+    from sme import __version__
     from sme.aws import AwsContext
 
-    # the Price List API is served from us-east-1 whatever the endpoint's region
-    ctx = AwsContext(region="us-east-1", endpoint_url=os.environ.get("AWS_ENDPOINT_URL"), max_attempts=2)
-    return ctx.client("pricing")
+    # The Price List API is served from us-east-1 whatever the endpoint's region. Short timeouts: a
+    # price is a nicety, and without a network the table answers at once.
+    ctx = AwsContext(region="us-east-1", endpoint_url=os.environ.get("AWS_ENDPOINT_URL"))
+    config = Config(retries={"mode": "standard", "max_attempts": 2}, user_agent_extra=f"sme/{__version__}",
+                    connect_timeout=3, read_timeout=10)
+    kwargs: dict[str, Any] = {"config": config}
+    if ctx.endpoint_url:
+        kwargs["endpoint_url"] = ctx.endpoint_url
+    return ctx.session.client("pricing", **kwargs)
 
 
 @dataclass

@@ -62,6 +62,11 @@ class Headline:
         return sum(c.instance_minutes for c in self.costs) if self.costs else None
 
     @property
+    def priced_usd(self) -> float:
+        """The cost of the variants whose price is known (a lower bound when some are not)."""
+        return sum(c.usd for c in self.costs if c.usd is not None)
+
+    @property
     def cost_usd(self) -> float | None:
         if not self.costs or any(c.usd is None for c in self.costs):
             return None
