@@ -325,3 +325,30 @@ def test_the_api_key_never_leaves_the_state_file(sme, vpc, model_tar, tmp_path, 
     for path in tmp_path.rglob("*"):
         if path.is_file() and path != state_file:
             assert key.encode() not in path.read_bytes(), f"the API key leaked into {path}"
+
+
+def test_teardown_without_a_state_file_finds_everything_by_name_and_tag(sme, vpc, model_tar, boto, tmp_path):
+    everything = GATEWAY + """autoscaling: {min: 2, max: 4, target: 100}
+"""
+    update = """  update: {strategy: all-at-once, alarms: auto}
+"""
+    cfg = write_config(tmp_path, vpc, model_tar, count=2, extra=everything)
+    assert sme("deploy", "-c", cfg, *FAST).returncode == 0
+    cfg = write_config(tmp_path, vpc, model_tar, count=3, extra=update + everything)
+    deployed = sme("deploy", "-c", cfg, *FAST)
+    assert deployed.returncode == 0, deployed.stderr
+    assert boto("cloudwatch").describe_alarms(AlarmNamePrefix="sme-churn-")["MetricAlarms"], "alarms: auto made none"
+    (tmp_path / ".sme" / "churn.json").unlink()
+
+    down = sme("teardown", "--name", "churn")
+    assert down.returncode == 0, down.stderr
+    for kind in ("scaling-policy", "scalable-target", "alarm", "artifact", "usage-plan", "gateway-key",
+                 "gateway-api", "lambda", "log-group", "gateway-role", "endpoint", "endpoint-config", "model"):
+        assert f"found by tag (not in the state file): {kind} " in down.stderr, f"{kind} not rediscovered:\n{down.stderr}"
+    assert targets(boto) == [] and policies(boto) == []
+    assert boto("cloudwatch").describe_alarms(AlarmNamePrefix="sme-churn-")["MetricAlarms"] == []
+    assert boto("apigateway").get_rest_apis()["items"] == [] and boto("apigateway").get_api_keys()["items"] == []
+    assert boto("lambda").list_functions()["Functions"] == []
+    assert boto("s3").list_buckets()["Buckets"] == [], "the artifact and its (sme-made, now empty) bucket are gone"
+    for op, key in (("list_models", "Models"), ("list_endpoint_configs", "EndpointConfigs"), ("list_endpoints", "Endpoints")):
+        assert getattr(boto("sagemaker"), op)()[key] == []

@@ -36,6 +36,9 @@ def discover(aws: Any, experiment: str, state: DeployState) -> list[str]:
                 state.record(kind, item[name_key], item[arn_key])
                 found.append(f"{kind} {item[name_key]}")
     found += _discover_role(aws, experiment, state)
+    from sme.core.discover_extras import discover_extras
+
+    found += discover_extras(aws, experiment, state)
     return found
 
 
