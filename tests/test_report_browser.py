@@ -35,7 +35,7 @@ CHART_PROBE = """JSON.stringify([...document.querySelectorAll('svg.chart')].map(
     name: p.dataset.series, n: +p.dataset.n, length: p.getTotalLength(),
     box: p.getBBox().width + p.getBBox().height})),
   circles: svg.querySelectorAll('circle.pt').length,
-  ticks: [...svg.querySelectorAll('text.tick')].map(t => { const b = t.getBoundingClientRect();
+  ticks: [...svg.querySelectorAll('text.tick, text.stage-label, text.event-no')].map(t => { const b = t.getBoundingClientRect();
     return [b.left, b.right, b.top, b.bottom, t.textContent]; }),
   axisTitles: [...svg.querySelectorAll('text.axis-title')].map(t => t.textContent),
 })))"""
@@ -232,7 +232,7 @@ def assert_no_overlap(chart: dict[str, Any]) -> None:
     for i, a in enumerate(boxes):
         for b in boxes[i + 1:]:
             apart = a[1] <= b[0] or b[1] <= a[0] or a[3] <= b[2] or b[3] <= a[2]
-            assert apart, f"chart {chart['key']}: tick labels {a[4]!r} and {b[4]!r} overlap"
+            assert apart, f"chart {chart['key']}: labels {a[4]!r} and {b[4]!r} overlap"
 
 
 def test_full_run_draws_every_chart_with_data(tmp_path: Path, browser: Browser) -> None:
