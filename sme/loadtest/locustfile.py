@@ -15,9 +15,11 @@ Only this module and ``child.py`` import locust or gevent.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import time
+from pathlib import Path
 from time import perf_counter
 
 import gevent
@@ -43,6 +45,8 @@ OPEN_START_DELAY_S = 1.0
 GRACE = float(PLAN.get("grace", 1.0))
 locust.runners.WORKER_REPORT_INTERVAL = float(PLAN.get("report_interval", 1.0))
 _state: dict = {"progress": None, "scheduler": None, "sample": None}
+RECORDER.record(0.0, 1.0, None)  # warm up (imports, first allocations) before any request is timed
+RECORDER.drain()
 
 
 def _host(url: str) -> str:
@@ -68,6 +72,9 @@ def _signer():  # type: ignore[no-untyped-def]
     return sign
 
 
+SIGNER = _signer() if TARGET.get("sign") else None
+
+
 class SmeUser(FastHttpUser):
     """One user of the closed model, or one in-flight slot of the open model."""
 
@@ -81,9 +88,9 @@ class SmeUser(FastHttpUser):
         SmeUser._count += 1
         self.url, self.method, self.name = TARGET["url"], TARGET["method"], TARGET.get("label") or TARGET["name"]
         self.headers = {"Content-Type": PLAN["payload"]["content_type"], **TARGET["headers"]}
-        self.sign = _signer() if TARGET.get("sign") else None
+        self.sign = SIGNER
         payload = PLAN["payload"]
-        self.bodies = BodyPicker(_bodies(), payload["order"], offset=SmeUser._count * 7919 + os.getpid(),
+        self.bodies = BodyPicker(BODIES, payload["order"], offset=SmeUser._count * 7919 + os.getpid(),
                                  seed=f"{os.getpid()}-{SmeUser._count}")
 
     @task
@@ -115,11 +122,7 @@ class SmeUser(FastHttpUser):
                 _keep_sample(response)
 
 
-def _bodies() -> list[bytes]:
-    payload = PLAN["payload"]
-    if "cached" not in _state:
-        _state["cached"] = read_bodies(payload["spec"], __import__("pathlib").Path(payload["base"]), PLAN["source"])
-    return _state["cached"]
+BODIES = read_bodies(PLAN["payload"]["spec"], Path(PLAN["payload"]["base"]), PLAN["source"])
 
 
 def _keep_sample(response) -> None:  # type: ignore[no-untyped-def]
@@ -176,6 +179,9 @@ def _on_init(environment, **_kw) -> None:  # type: ignore[no-untyped-def]
 
         def final(**kw) -> None:  # type: ignore[no-untyped-def]
             runner.send_message("sme_final", {**RECORDER.drain(), "sample": _state["sample"]})
+            # the users are stopped: skip Locust's wait of stop_timeout before the worker reports ready
+            # again, so that the master's quit reaches it at once instead of stop_timeout seconds later
+            environment.stop_timeout = 0
 
         environment.events.test_stop.add_listener(final)
         return
@@ -202,6 +208,14 @@ def _on_init(environment, **_kw) -> None:  # type: ignore[no-untyped-def]
     environment.events.quitting.add_listener(on_quitting)
 
 
+def _quit_workers(runner, workers) -> None:  # type: ignore[no-untyped-def]
+    """Stopped workers leave the master's list until their stop_timeout passes: tell them to quit now."""
+    from locust.rpc import Message
+
+    for client_id in workers:
+        runner.server.send_to_client(Message("quit", None, client_id))
+
+
 class SmeShape(LoadTestShape):
     """The stages, ticked once a second by Locust's master (or local runner)."""
 
@@ -214,13 +228,22 @@ class SmeShape(LoadTestShape):
             progress.start(t0)
             if isinstance(self.runner, MasterRunner):
                 workers = sorted(c.id for c in self.runner.clients.all)
+                progress.after_stop = lambda: _quit_workers(self.runner, workers)
                 for i, client_id in enumerate(workers):
                     self.runner.send_message("sme_start", {"index": i, "workers": len(workers), "t0": t0},
                                              client_id=client_id)
             else:
                 _start_scheduler(0, 1, t0)
-        tick = SCHEDULE.at(min(t, SCHEDULE.end - 1e-6))  # the end is Progress's job, to the millisecond
+        elif progress.end_if_due():  # (never on the first tick: the users must be started once)
+            return None
+        tick = SCHEDULE.at(min(t, SCHEDULE.end - 1e-6))
         if SCHEDULE.open:
             pool = PLAN["max_in_flight"]
             return pool, pool * 100
         return tick.users, tick.spawn_rate
+
+
+# Everything imported so far lives for the whole run: take it out of the collector's sight so that a
+# full collection cannot pause every in-flight request for tens of milliseconds mid-test.
+gc.collect()
+gc.freeze()

@@ -33,7 +33,9 @@ class Progress:
         self.breach: int | None = None
         self.sample: dict[str, Any] | None = None
         self.finished = False
+        self.interrupted = False
         self.local_sample: Any = lambda: None
+        self.after_stop: Any = lambda: None
         self._out = open(plan["progress"], "a", buffering=1)
 
     def start(self, t0: float) -> None:
@@ -42,16 +44,25 @@ class Progress:
         self._t0 = time.perf_counter() + (t0 - time.time())
         self.end_elapsed: float | None = None
         gevent.spawn(self._loop)
-        gevent.spawn(self._end_on_time)
 
-    def _end_on_time(self) -> None:
-        """Stop exactly when the schedule ends (Locust's shape ticks only once a second), then quit."""
-        while (left := self.schedule.end - self.elapsed()) > 0:
-            gevent.sleep(min(left, 0.5))
+    def end_if_due(self) -> bool:
+        """Called by the shape's once-a-second tick: within the last second, stop exactly on time.
+
+        It runs in the shape's greenlet on purpose: Locust quits when that greenlet ends, so the
+        graceful stop and the last batches from workers are in before anything shuts down.
+        """
+        if os.path.exists(self.plan["stop_file"]):  # the parent was asked to stop: end now, gracefully
+            self.interrupted = True
+            self.schedule.end = min(self.schedule.end, max(self.elapsed(), 0.0))
+        left = self.schedule.end - self.elapsed()
+        if left > 1.05:
+            return False
+        gevent.sleep(max(0.0, left))
         self.end_elapsed = min(self.elapsed(), self.schedule.end)
         self.runner.stop()  # graceful: users finish their request; workers send their last batch
-        self.finish(interrupted=False)
-        self.runner.quit()
+        self.finish(interrupted=self.interrupted)
+        self.after_stop()
+        return True
 
     def elapsed(self) -> float:
         return time.perf_counter() - self._t0
@@ -97,9 +108,8 @@ class Progress:
         if self.finished or self.started_at is None:
             return
         self.finished = True
-        if self.end_elapsed is None:
-            self.end_elapsed = self.elapsed()
-        if interrupted:
+        if self.end_elapsed is None:  # not ended by end_if_due: Locust is shutting down under us
+            self.end_elapsed = max(0.0, min(self.elapsed(), self.schedule.end))
             try:
                 self.runner.stop()  # let users finish and workers send their last batch
             except Exception:  # noqa: BLE001 - partial results are still worth writing

@@ -97,7 +97,8 @@ def _plan(lt: cfg.LoadTest, target: dict[str, Any], config_path: str, work: Path
             "payload": {"spec": raw["payload"], "base": str(Path(config_path).parent.resolve()),
                         "content_type": lt.payload.content_type, "order": lt.payload.order},
             "slo": lt.slo, "max_in_flight": pool, "grace": lt.grace, "report_interval": 1.0,
-            "progress": str(work / "progress.jsonl"), "final": str(work / "final.json")}
+            "progress": str(work / "progress.jsonl"), "final": str(work / "final.json"),
+            "stop_file": str(work / "stop")}
 
 
 def _locust_args(lt: cfg.LoadTest, mode: Mode, out_dir: Path) -> list[str]:
@@ -159,7 +160,11 @@ class _Child:
             if self.signals == 1:
                 self.env.info("stopping: waiting for requests in flight, then writing partial results "
                               "(press Ctrl-C again to kill)")
-                proc.send_signal(signal.SIGINT)
+                # the load process checks for this file once a second and ends the run as if on time;
+                # before the run has started there is nothing to save, so Locust is simply interrupted
+                (self.work / "stop").touch()
+                if not (self.work / "progress.jsonl").exists():
+                    proc.send_signal(signal.SIGINT)
             else:
                 os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:

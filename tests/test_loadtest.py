@@ -1,0 +1,247 @@
+"""`sme loadtest` end to end: the real CLI as a subprocess, real Locust, a real HTTP server on 127.0.0.1.
+
+The server (tests/httpserver.py) counts every request and keeps its own latency histogram, so the
+client's numbers are checked against the truth, exactly for counts and within 2% for percentiles.
+Stages are a few seconds long so the whole file stays well under three minutes on two cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from httpserver import CountingServer  # noqa: E402
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def server():
+    with CountingServer.start_process() as srv:
+        yield srv
+
+
+@pytest.fixture
+def srv(server):
+    server.reset()
+    return server
+
+
+@pytest.fixture
+def env(tmp_path):
+    e = dict(os.environ, SME_STATE_DIR=str(tmp_path / ".sme"), PYTHONUNBUFFERED="1", COLUMNS="160")
+    e.pop("AWS_ENDPOINT_URL", None)
+    return e
+
+
+def write_config(tmp_path: Path, text: str, name: str = "loadtest.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def sme(*args: str, env: dict, cwd: Path, timeout: float = 90) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sme", *args], env=env, cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def summary(out: Path) -> dict:
+    return json.loads((out / "summary.json").read_text())
+
+
+def url_config(srv: CountingServer, stages: str, extra: str = "", path: str = "/invocations") -> str:
+    return (f"target: {{url: '{srv.url}{path}'}}\n"
+            "payload: {body: '1,2,3', content_type: text/csv}\n"
+            f"stages:\n{stages}\n{extra}")
+
+
+def test_one_process_counts_exactly_and_percentiles_match_the_server(srv, tmp_path, env):
+    srv.configure(latency_ms=[400, 2000], seed=7)
+    cfg = write_config(tmp_path, url_config(srv, "  - {duration: 5s, users: 80}", "slo: {p99_ms: 5000}\n"))
+    r = sme("loadtest", "-c", str(cfg), "--out", "run", env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr + r.stdout
+    s, truth = summary(tmp_path / "run"), srv.stats()
+    assert s["requests"] == truth["requests"] > 100, "every request the server answered is counted, once"
+    assert s["failures"] == 0 and s["partial"] is False and s["slo"]["passed"] is True
+    for p in ("p50", "p90", "p99"):
+        assert s["latency_ms"][p] == pytest.approx(truth["latency_ms"][p], rel=0.02), (p, s["latency_ms"], truth)
+    out = tmp_path / "run"
+    header = (out / "timeseries.csv").read_text().splitlines()[0]
+    assert header == "time,elapsed_s,stage,users,target_rps,requests,failures,rps,p50_ms,p99_ms"
+    rows = [line.split(",") for line in (out / "timeseries.csv").read_text().splitlines()[1:]]
+    assert sum(int(row[5]) for row in rows) == s["requests"], "per-second rows add up to the total"
+    assert "<html" in (out / "locust.html").read_text()[:2000].lower()
+    assert (out / "loadtest.yaml").read_text() == cfg.read_text()
+    assert "p99_ms" in r.stdout and "pass" in r.stdout
+
+
+def test_two_processes_count_exactly_and_an_slo_breach_exits_3(srv, tmp_path, env):
+    srv.configure(error_every=40, error_status=503)
+    cfg = write_config(tmp_path, url_config(srv, "  - {duration: 3s, users: 8}",
+                                            "processes: 2\nslo: {error_rate: 0.001, p99_ms: 1000}\n"))
+    r = sme("loadtest", "-c", str(cfg), "--out", "run", env=env, cwd=tmp_path)
+    assert r.returncode == 3, r.stderr + r.stdout
+    s, truth = summary(tmp_path / "run"), srv.stats()
+    assert s["requests"] == truth["requests"] > 100
+    assert s["failures"] == truth["by_status"]["503"]
+    assert s["errors"] == [{"kind": "status", "code": "503", "count": truth["by_status"]["503"]}]
+    failed = [c["name"] for c in s["slo"]["checks"] if not c["passed"]]
+    assert failed == ["error_rate"] and s["slo"]["passed"] is False
+    assert "FAIL" in r.stdout
+
+
+def test_a_master_with_two_workers_counts_exactly(srv, tmp_path, env):
+    port = _free_port()
+    cfg = write_config(tmp_path, url_config(srv, "  - {duration: 3s, users: 6}"))
+    base = [sys.executable, "-m", "sme", "loadtest", "-c", str(cfg), "--master-port", str(port)]
+    master = subprocess.Popen(base + ["--master", "--expect-workers", "2", "--out", "run"], env=env, cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    workers = [subprocess.Popen(base + ["--worker", "--master-host", "127.0.0.1"], env=env, cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        out, err = master.communicate(timeout=90)
+        assert master.returncode == 0, err + out
+        for w in workers:
+            w.wait(timeout=30)
+    finally:
+        for p in (master, *workers):
+            if p.poll() is None:
+                p.kill()
+    s = summary(tmp_path / "run")
+    assert s["requests"] == srv.stats()["requests"] > 100, "totals are exact across workers"
+
+
+def test_open_model_holds_its_rate_and_a_stall_shows_in_p99(srv, tmp_path, env):
+    srv.configure(latency_ms=5)
+    cfg = write_config(tmp_path, url_config(srv, "  - {duration: 5s, rate: 100}",
+                                            "open_model: {max_in_flight: 200}\n"))
+    proc = subprocess.Popen([sys.executable, "-m", "sme", "loadtest", "-c", str(cfg), "--out", "run"], env=env,
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_requests(srv, 150)  # well inside the 5 s stage
+    srv.stall(1.0)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err + out
+    s = summary(tmp_path / "run")
+    assert s["requests"] == srv.stats()["requests"]
+    assert s["rps"] == pytest.approx(100, rel=0.02), "the achieved rate is the target rate"
+    assert s["dropped"] == 0
+    # ~100 requests were due during the 1 s stall: measured from their due time, they push p99 near 1 s
+    assert s["latency_ms"]["p99"] > 700, s["latency_ms"]
+    assert s["latency_ms"]["p50"] < 100
+
+
+def test_open_model_counts_requests_it_could_not_start_as_dropped(srv, tmp_path, env):
+    srv.configure(latency_ms=1500)
+    cfg = write_config(tmp_path, url_config(srv, "  - {duration: 3s, rate: 50}",
+                                            "open_model: {max_in_flight: 5, grace: 0.2s}\n"))
+    r = sme("loadtest", "-c", str(cfg), "--out", "run", env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr + r.stdout
+    s = summary(tmp_path / "run")
+    assert s["requests"] == srv.stats()["requests"]
+    assert s["dropped"] > 50 and s["requests"] + s["dropped"] == pytest.approx(150, abs=2)
+    assert "dropped" in r.stdout
+
+
+def test_sigterm_mid_run_leaves_a_partial_summary_and_exits_130(srv, tmp_path, env):
+    cfg = write_config(tmp_path, url_config(srv, "  - {duration: 60s, users: 4}"))
+    proc = subprocess.Popen([sys.executable, "-m", "sme", "loadtest", "-c", str(cfg), "--out", "run"], env=env,
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_requests(srv, 200)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err + out
+    s = summary(tmp_path / "run")
+    assert s["partial"] is True and s["requests"] > 0
+    assert s["requests"] == srv.stats()["requests"], "the graceful stop still reconciles"
+    assert s["duration_s"] < 30
+
+
+def test_gateway_target_sends_the_api_key_from_the_deploy_state(srv, tmp_path, env):
+    _state(env, "churn", outputs={"gateway_url": f"{srv.url}/prod/invocations"}, secrets={"api_key": "k-123"})
+    cfg = write_config(tmp_path, "target: {gateway: churn}\n"
+                       "payload: {json: {instances: [[1, 2]]}}\nstages:\n  - {duration: 1s, users: 1}\n")
+    r = sme("loadtest", "-c", str(cfg), "--out", "run", env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr + r.stdout
+    last = srv.last()
+    assert last["path"] == "/prod/invocations" and last["headers"]["x-api-key"] == "k-123"
+    assert last["headers"]["content-type"] == "application/json"
+    assert json.loads(last["body"]) == {"instances": [[1, 2]]}
+    assert summary(tmp_path / "run")["requests"] == srv.stats()["requests"]
+
+
+def test_endpoint_target_signs_each_request_with_sigv4(srv, tmp_path, env):
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    env.update(AWS_ENDPOINT_URL=srv.url, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+               AWS_SESSION_TOKEN="testing", AWS_DEFAULT_REGION="us-east-1")
+    env.pop("AWS_PROFILE", None)
+    _state(env, "churn", endpoint="churn-ep", region="us-east-1")
+    (tmp_path / "rows.csv").write_text("a,b\n1,2\n3,4\n")
+    cfg = write_config(tmp_path, "target: {endpoint: churn}\n"
+                       "payload: {file: rows.csv, content_type: text/csv, split: csv, header: true}\n"
+                       "stages:\n  - {duration: 1s, users: 1}\n")
+    r = sme("loadtest", "-c", str(cfg), "--out", "run", env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr + r.stdout
+    last = srv.last()
+    assert last["path"] == "/endpoints/churn-ep/invocations" and last["body"] in ("1,2", "3,4")
+    h = last["headers"]
+    assert h["authorization"].startswith("AWS4-HMAC-SHA256 Credential=testing/")
+    assert "/us-east-1/sagemaker/aws4_request" in h["authorization"] and h["x-amz-security-token"] == "testing"
+    # recompute the signature from what the server received: it must be the one sent
+    req = AWSRequest(method="POST", url=f"{srv.url}{last['path']}", data=last["body"].encode(),
+                     headers={"Content-Type": h["content-type"], "X-Amz-Date": h["x-amz-date"],
+                              "X-Amz-Security-Token": h["x-amz-security-token"]})
+    req.context["timestamp"] = h["x-amz-date"]
+    auth = SigV4Auth(Credentials("testing", "testing", "testing"), "sagemaker", "us-east-1")
+    expected = auth.signature(auth.string_to_sign(req, auth.canonical_request(req)), req)
+    assert h["authorization"].endswith(f"Signature={expected}")
+
+
+def test_endpoint_target_against_moto_sagemaker_runtime(aws_env, moto, tmp_path):
+    body = {"results": [{"Body": "0.93", "ContentType": "text/csv", "InvokedProductionVariant": "AllTraffic"}],
+            "region": "us-east-1"}
+    req = urllib.request.Request(f"{moto.url}/moto-api/static/sagemaker/endpoint-results",
+                                 data=json.dumps(body).encode(), method="POST")
+    urllib.request.urlopen(req, timeout=10).read()
+    _state(aws_env, "churn", endpoint="churn-ep", region="us-east-1")
+    cfg = write_config(tmp_path, "target: {endpoint: churn}\npayload: {body: '1,2', content_type: text/csv}\n"
+                       "stages:\n  - {duration: 1s, users: 2}\n")
+    r = sme("loadtest", "-c", str(cfg), "--out", "run", env=aws_env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr + r.stdout
+    s = summary(tmp_path / "run")
+    assert s["requests"] > 0 and s["failures"] == 0, s["errors"]
+    assert s["sample_response"]["status"] == 200 and s["sample_response"]["body"] == "0.93"
+    assert s["target"] == {"kind": "endpoint", "name": "churn-ep"}
+
+
+def _state(env: dict, name: str, endpoint: str | None = None, region: str = "", outputs=None, secrets=None):
+    resources = [{"kind": "endpoint", "name": endpoint, "arn": "", "extra": {}, "created_at": 0.0}] if endpoint else []
+    path = Path(env["SME_STATE_DIR"]) / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"version": 1, "experiment": name, "region": region, "resources": resources,
+                                "endpoint_configs": [], "secrets": secrets or {}, "outputs": outputs or {}}))
+
+
+def _wait_for_requests(srv: CountingServer, n: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while srv.stats()["requests"] < n:
+        assert time.monotonic() < deadline, f"the server saw fewer than {n} requests in {timeout}s"
+        time.sleep(0.1)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
