@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -392,16 +392,17 @@ def test_wait_ready_times_out_with_a_hint(tmp_path):
     assert not runtime.alive()
 
 
-def test_runtime_stops_when_its_parent_goes_away(tmp_path):
+def test_runtime_stops_when_its_parent_goes_away(tmp_path, request):
     tar = _pack(tmp_path, {"code/inference.py": "def model_fn(model_dir):\n    return 1\n"})
     starter = (
         "import sys, json; from pathlib import Path; from sme.local.runtime import start_runtime\n"
-        f"r = start_runtime(Path({str(tar)!r})); r.wait_ready(30); print(r.pid, flush=True)\n"
+        f"r = start_runtime(Path({str(tar)!r})); r.wait_ready(30); print(r.pid, r.workdir, flush=True)\n"
     )
-    done = subprocess.run([sys.executable, "-c", starter], capture_output=True, text=True, timeout=40,
-                          env={**os.environ})
+    done = subprocess.run([sys.executable, "-c", starter], capture_output=True, text=True, timeout=40)
     assert done.returncode == 0, done.stderr
-    pid = int(done.stdout.split()[0])
+    pid, workdir = done.stdout.split()
+    pid = int(pid)
+    request.addfinalizer(lambda: shutil.rmtree(workdir, ignore_errors=True))
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and _running(pid):
         time.sleep(0.1)

@@ -21,7 +21,7 @@ This is the API the local AWS builds on::
   SAGEMAKER_MODEL_SERVER_TIMEOUT, ...) there.
   The runtime's stdout and stderr go to `log_path` (a file in the runtime's own temporary directory
   unless given): that is the instance's log stream.
-- `RuntimeProcess.wait_ready(timeout)` returns once /ping answers, raises `RuntimeFailed` (with
+- `RuntimeProcess.wait_ready(timeout)` returns once every worker has its model and /ping answers, raises `RuntimeFailed` (with
   `.reason`) if the model cannot be served, and `sme.errors.WaitTimeout` if neither happens in time
   (the process is left running: stop it).
 - After `wait_ready`, `runtime.ready_info` is the runtime's status document: pid, port, workers,
@@ -135,7 +135,8 @@ def start_runtime(model_tar: Path, port: int | None = 0, workers: int | None = N
     child_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "sme.local.runtime", "--model-data", str(Path(model_tar).resolve()),
                "--host", host, "--threads", str(threads),
-               "--status-file", str(workdir / "status.json"), "--exit-with-parent"]
+               "--status-file", str(workdir / "status.json"), "--exit-with-parent",
+               "--model-dir", str(workdir / "model")]  # inside workdir, so stop() removes it even after SIGKILL
     if port is not None:
         command += ["--port", str(port)]
     if workers is not None:

@@ -1,6 +1,7 @@
 """SageMaker's container contract as a small WSGI app, served by gunicorn.
 
-`GET /ping` answers 200 once the worker has its model. `POST /invocations` answers with the model's
+`GET /ping` answers 200 once the worker has its model; the status file says ready once every worker
+has loaded its model and /ping answers. `POST /invocations` answers with the model's
 predictions, 4xx with the reason for a bad request and 500 with the reason (logged with its traceback)
 when the model raises; the worker keeps serving. Every invocation response carries
 `X-Model-Latency-Us`: microseconds spent decoding, predicting and encoding, which is what SageMaker
@@ -139,6 +140,10 @@ def serve(artifact: Artifact, options: ServerOptions, extra_ready: dict | None =
     """Run gunicorn in this process until it stops; exits through gunicorn's own sys.exit."""
     import gunicorn.app.base
 
+    # Each worker writes one byte here once its model is loaded: ready means every worker is serving.
+    loaded_r, loaded_w = os.pipe()
+    os.set_blocking(loaded_w, False)
+
     def load_app():  # runs in each worker after the fork
         from sme.local.runtime.model_loader import load_model
 
@@ -150,13 +155,17 @@ def serve(artifact: Artifact, options: ServerOptions, extra_ready: dict | None =
             write_status(options.status_file, FAILED, reason=reason)
             sys.exit(WORKER_BOOT_ERROR)
         log.info("worker %d loaded the model (%s)", os.getpid(), artifact.convention)
+        try:
+            os.write(loaded_w, b"1")
+        except OSError:  # a full pipe after many worker restarts: nobody is counting any more
+            pass
         return make_app(model, options.max_body, options.timeout)
 
-    def when_ready(arbiter):  # the master is listening; announce readiness once a worker answers
+    def when_ready(arbiter):  # the master is listening; announce readiness once every worker answers
         host, port = arbiter.LISTENERS[0].sock.getsockname()[:2]
         ready = {"pid": os.getpid(), "port": port, "workers": options.workers, **(extra_ready or {})}
-        threading.Thread(target=_announce_when_pinged, args=(host, port, options.status_file, ready),
-                         daemon=True).start()
+        threading.Thread(target=_announce_when_ready, args=(loaded_r, options.workers, host, port,
+                                                            options.status_file, ready), daemon=True).start()
         if options.parent_pid is not None:
             threading.Thread(target=_stop_when_orphaned, args=(options.parent_pid,), daemon=True).start()
 
@@ -188,7 +197,11 @@ def serve(artifact: Artifact, options: ServerOptions, extra_ready: dict | None =
     Runtime().run()
 
 
-def _announce_when_pinged(host: str, port: int, status_file: Path | None, ready: dict) -> None:
+def _announce_when_ready(loaded: int, workers: int, host: str, port: int, status_file: Path | None,
+                         ready: dict) -> None:
+    count = 0
+    while count < workers:
+        count += len(os.read(loaded, workers - count))
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
     while True:
