@@ -1,0 +1,181 @@
+"""The load test's pure parts: config checks, the schedule, arrivals, histogram merging, SLO verdicts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sme.errors import ConfigError, UserError
+from sme.loadtest import config
+from sme.loadtest.payloads import BodyPicker
+from sme.loadtest.shapes import ArrivalClock, Schedule
+from sme.loadtest.slo import evaluate
+from sme.loadtest.stats import Recorder, Tally, new_histogram
+
+BASE = "target: {url: 'http://127.0.0.1:9/x'}\npayload: {body: 'a'}\n"
+
+
+def load(tmp_path: Path, text: str) -> config.LoadTest:
+    path = tmp_path / "loadtest.yaml"
+    path.write_text(text)
+    return config.load(path)
+
+
+def error(tmp_path: Path, text: str) -> ConfigError:
+    with pytest.raises(ConfigError) as exc:
+        load(tmp_path, text)
+    return exc.value
+
+
+# -- config: one clear error, naming the file and the field, before any load -------------------------
+
+def test_an_unknown_target_kind_names_the_field(tmp_path):
+    err = error(tmp_path, "target: {lambda: x}\npayload: {body: a}\nstages: [{duration: 1s, users: 1}]\n")
+    assert "loadtest.yaml: target.lambda: unknown field" in err.message
+
+
+def test_a_missing_payload_file_is_a_config_error(tmp_path):
+    err = error(tmp_path, "target: {url: 'http://127.0.0.1:9/'}\npayload: {file: nope.csv}\n"
+                          "stages: [{duration: 1s, users: 1}]\n")
+    assert err.field == "payload.file" and "nope.csv" in err.message
+
+
+def test_a_negative_rate_is_refused(tmp_path):
+    err = error(tmp_path, BASE + "stages: [{duration: 1s, rate: -5}]\n")
+    assert err.field == "stages[0].rate"
+
+
+def test_a_ramp_longer_than_its_stage_is_refused(tmp_path):
+    err = error(tmp_path, BASE + "stages: [{duration: 10s, users: 50, spawn_rate: 1}]\n")
+    assert err.field == "stages[0].spawn_rate" and "50s" in err.message and "10s" in err.message
+    err = error(tmp_path, BASE + "stages: [{duration: 10s, rate: 50, ramp: 20s}]\n")
+    assert err.field == "stages[0].ramp"
+
+
+def test_models_cannot_be_mixed(tmp_path):
+    err = error(tmp_path, BASE + "stages: [{duration: 1s, users: 1}, {duration: 1s, rate: 5}]\n")
+    assert err.field == "stages[1]"
+
+
+def test_the_seed_shape_parses(tmp_path):
+    lt = load(tmp_path, BASE + "stages:\n  - {duration: 10m, users: 50, spawn_rate: 1}\n"
+                               "  - {duration: 110m, users: 200}\nslo: {p99_ms: 250, error_rate: 0.001}\n"
+                               "processes: 2\n")
+    assert lt.duration == 7200 and lt.processes == 2 and not lt.open
+    assert [s.users for s in lt.stages] == [50, 200]
+
+
+def test_an_endpoint_without_deploy_state_is_refused(tmp_path, monkeypatch):
+    from sme.loadtest.targets import resolve
+
+    monkeypatch.setenv("SME_STATE_DIR", str(tmp_path / ".sme"))
+    lt = load(tmp_path, "target: {endpoint: churn}\npayload: {body: a}\nstages: [{duration: 1s, users: 1}]\n")
+    with pytest.raises(UserError) as exc:
+        resolve(lt.target, lt.source)
+    assert "target.endpoint" in exc.value.message and "no deploy state" in exc.value.message
+
+
+def test_a_bad_config_exits_2_before_any_load(tmp_path):
+    (tmp_path / "loadtest.yaml").write_text(BASE + "stages: [{duration: 1s, rate: -1}]\n")
+    r = subprocess.run([sys.executable, "-m", "sme", "loadtest", "-c", "loadtest.yaml", "--out", "run"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "loadtest.yaml: stages[0].rate" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "run").exists()
+
+
+def test_a_step_ladder_expands_into_steps(tmp_path):
+    lt = load(tmp_path, BASE + "stages:\n  - steps: {kind: rate, start: 50, step: 50, every: 2m, max: 200, "
+                               "until_slo_breach: true}\nslo: {p99_ms: 100}\n")
+    assert [s.rate for s in lt.stages] == [50, 100, 150, 200]
+    assert all(s.kind == "step" and s.until_slo_breach for s in lt.stages)
+
+
+# -- payloads -----------------------------------------------------------------------------------------
+
+def test_csv_rows_jsonl_and_lines_split(tmp_path):
+    (tmp_path / "rows.csv").write_text('a,b\n1,"x,y"\n3,4\n')
+    (tmp_path / "rows.jsonl").write_text('{"a": 1}\n{"a": 2}\n')
+    csv_lt = load(tmp_path, "target: {url: 'http://127.0.0.1:9/'}\n"
+                            "payload: {file: rows.csv, split: csv, header: true}\nstages: [{duration: 1s, users: 1}]\n")
+    assert csv_lt.payload.bodies == (b'1,"x,y"', b"3,4") and csv_lt.payload.content_type == "text/csv"
+    jl = load(tmp_path, "target: {url: 'http://127.0.0.1:9/'}\npayload: {file: rows.jsonl, split: jsonl, "
+                        "content_type: application/json}\nstages: [{duration: 1s, users: 1}]\n")
+    assert [json.loads(b) for b in jl.payload.bodies] == [{"a": 1}, {"a": 2}]
+
+
+def test_bodies_go_round_robin():
+    picker = BodyPicker([b"a", b"b", b"c"])
+    assert [picker.next() for _ in range(4)] == [b"a", b"b", b"c", b"a"]
+
+
+# -- schedule and arrivals ----------------------------------------------------------------------------
+
+def test_the_schedule_ticks_through_stages_and_ends():
+    sched = Schedule(config._stages([{"duration": 10, "users": 5}, {"duration": 20, "users": 50}], "f"))
+    assert sched.at(0).users == 5 and sched.at(9.9).stage == 0
+    assert sched.at(10).users == 50 and sched.at(29.9).stage == 1 and sched.at(30) is None
+
+
+def test_arrivals_are_exact_and_interleave_across_workers():
+    sched = Schedule(config._stages([{"duration": 10, "rate": 100}], "f"))
+    one = list(ArrivalClock(sched))
+    assert len(one) == 1000 and one[1] == pytest.approx(0.01)
+    parts = [list(ArrivalClock(sched, workers=3, index=i)) for i in range(3)]
+    assert sum(len(p) for p in parts) == 1000
+    assert sorted(t for p in parts for t in p) == pytest.approx(one)
+
+
+def test_a_ramp_integrates_the_rate():
+    sched = Schedule(config._stages([{"duration": 10, "rate": 100, "ramp": 10}], "f"))
+    times = list(ArrivalClock(sched))
+    assert len(times) == pytest.approx(500, abs=1)  # the area under a 0 -> 100/s ramp over 10 s
+    assert sched.rate_at(5) == pytest.approx(50)
+
+
+# -- statistics ---------------------------------------------------------------------------------------
+
+def test_histograms_merge_exactly_across_processes():
+    values = [(i % 997) * 0.37 + 0.5 for i in range(20_000)]
+    whole, parts = Recorder(), [Recorder(), Recorder(), Recorder()]
+    for i, v in enumerate(values):
+        whole.record(1000 + i / 5000, v, None)
+        parts[i % 3].record(1000 + i / 5000, v, "status:503" if i % 100 == 0 else None)
+    single, merged = Tally(), Tally()
+    single.add(whole.drain())
+    for p in parts:
+        merged.add(p.drain())
+    a, b = single.window(), merged.window()
+    assert a.requests == b.requests == 20_000 and b.failures == 200
+    assert a.latency_ms() == b.latency_ms()
+    assert merged.errors == {"status:503": 200}
+    assert Tally.from_json(json.loads(json.dumps(merged.to_json()))).window().latency_ms() == b.latency_ms()
+
+
+def test_percentiles_have_three_significant_digits():
+    h = new_histogram()
+    for v in range(1, 100_001):
+        h.record_value(v)
+    assert h.get_value_at_percentile(99) == pytest.approx(99_000, rel=1e-3)
+
+
+# -- SLO ----------------------------------------------------------------------------------------------
+
+def test_slo_checks_each_limit():
+    verdict = evaluate({"p99_ms": 250, "error_rate": 0.001, "min_rps": 150}, requests=10_000, failures=20,
+                       dropped=0, duration_s=50, latency_ms={"p99": 120.0})
+    by_name = {c["name"]: c for c in verdict["checks"]}
+    assert by_name["p99_ms"]["passed"] and by_name["min_rps"]["passed"] and not by_name["error_rate"]["passed"]
+    assert verdict["passed"] is False
+    assert evaluate({"p99_ms": 250}, 0, 0, 0, 10, {"p99": None})["passed"] is False
+
+
+def test_the_cli_never_imports_locust():
+    code = ("import sys; from sme.cli import run; run(['loadtest', '--help']); "
+            "import sme.loadtest.runner, sme.loadtest.results; "
+            "assert 'locust' not in sys.modules and 'gevent' not in sys.modules")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
