@@ -232,3 +232,18 @@ def test_handler_errors_map_to_status_codes(tmp_path):
     assert status == 500 and b"KeyError" in body and b"feature_7" in body
     assert int(headers["X-Model-Latency-Us"]) >= 0
     assert _call(app, b"x" * 101)[0] == 413
+
+
+def test_default_handlers_for_a_model_that_is_not_a_booster(tmp_path):
+    model = _script_model(tmp_path, (
+        "class Upper:\n    def predict(self, words):\n        return [w.upper() for w in words]\n"
+        "def model_fn(model_dir):\n    return Upper()\n"
+    ))
+    assert model.invoke(b'["a", "b"]', codecs.JSON, None) == (b'["A", "B"]', codecs.JSON)
+    with pytest.raises(codecs.RequestError, match="not JSON"):
+        model.invoke(b"[nope", codecs.JSON, None)
+
+
+def test_batch_transform_csv_has_one_prediction_per_line(monkeypatch):
+    monkeypatch.setattr(codecs, "ONE_PER_LINE", True)
+    assert codecs.encode_predictions(np.array([0.25, 0.5], dtype=np.float32), codecs.CSV) == b"0.25\n0.5\n"

@@ -4,9 +4,9 @@ SageMaker's XGBoost container speaks.
 Inputs: `text/csv` (one row per line, features only, an empty field is missing), `text/libsvm`
 (`[label] index:value ...`, indexes are 0-based columns as the container reads them, absent columns are
 missing) and `application/json` (`{"instances": [[...], ...]}`, `{"instances": [{"features": [...]}]}`,
-a list of rows or one flat row). Outputs: `text/csv` (the container's one comma-separated line, or one
-line per row for multi-value predictions), `application/json` (`{"predictions": [{"score": x}, ...]}`)
-and `application/jsonlines` (one `{"score": x}` per line).
+a list of rows or one flat row). Outputs: `text/csv` (the container's one comma-separated line; one
+line per row for multi-value predictions or under SAGEMAKER_BATCH), `application/json`
+(`{"predictions": [{"score": x}, ...]}`) and `application/jsonlines` (one `{"score": x}` per line).
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ CONTENT_TYPE_ALIASES = {"text/x-libsvm": LIBSVM, "application/x-libsvm": LIBSVM,
 XGBOOST_INPUTS = (CSV, LIBSVM, JSON)
 XGBOOST_ACCEPTS = (CSV, JSON, JSONLINES)
 NAN = math.nan
+# Batch transform's containers answer CSV with one prediction per line; real-time ones with one line.
+ONE_PER_LINE = bool(os.environ.get("SAGEMAKER_BATCH"))
 
 
 class RequestError(Exception):
@@ -160,6 +162,8 @@ def encode_predictions(predictions: np.ndarray, accept: str) -> bytes:
     values = predictions.tolist()  # float64 repr of each float32: round-trips exactly
     if accept == CSV:
         if predictions.ndim == 1:
+            if ONE_PER_LINE:
+                return "".join(f"{v!r}\n" for v in values).encode()
             return ",".join(map(repr, values)).encode()
         return "\n".join(",".join(map(repr, row)) for row in values).encode()
     if accept == JSON:

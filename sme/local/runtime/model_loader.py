@@ -126,6 +126,15 @@ class ScriptModel:
             import numpy as np
 
             return np.load(io.BytesIO(body), allow_pickle=False)
+        if not _is_booster(self.model) and content_type == codecs.JSON:
+            import json
+
+            import numpy as np
+
+            try:
+                return np.asarray(json.loads(body))  # the toolkit's default: any JSON array, not only numbers
+            except ValueError as e:
+                raise codecs.RequestError(400, f"request body is not JSON: {e}") from None
         n_features = self.model.num_features() if _is_booster(self.model) else None
         return codecs.decode_rows(body, content_type, n_features)
 
