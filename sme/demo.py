@@ -180,6 +180,8 @@ def _report(out: Path, env: dict, console: Env) -> None:
     except ImportError:
         return
     if "report" in COMMANDS:
-        proc = subprocess.run([sys.executable, "-m", "sme", "report", str(out), "--instance-type", "ml.m5.large"], env=env, cwd=out)
+        # the local AWS has no Pricing API: use sme's price table
+        proc = subprocess.run([sys.executable, "-m", "sme", "report", str(out), "--instance-type", "ml.m5.large",
+                               "--prices", "table"], env=env, cwd=out)
         if proc.returncode != 0:
             console.info(f"sme report exited with {proc.returncode}; the raw results are still in {out}")

@@ -71,7 +71,7 @@ def test_deploy_invoke_scale_and_teardown(local_aws, local_env, demo_model, tmp_
     sg, subnets = make_vpc(ec2)
     before = free_ips(ec2, subnets)
     args = ["deploy", "--name", "local1", "--image", "xgboost:1.7-1", "--model-data", str(demo_model.model_tar),
-            "--instance-type", "ml.m5.large", "--count", "2", "--role", "arn:aws:iam::123456789012:role/R",
+            "--instance-type", "ml.m5.large", "--count", "2", "--role", "create",
             "--poll-interval", "0.2s", "--timeout", "90s", "--security-group", sg]
     for s in subnets:
         args += ["--subnet", s]
@@ -145,7 +145,7 @@ def test_broken_artifact_fails_with_reason(local_aws, local_env, tmp_path):
         info.size = len(payload)
         tar.addfile(info, io.BytesIO(payload))
     result = run_sme("deploy", "--name", "broken", "--image", "xgboost:1.7-1", "--model-data", str(bad),
-                     "--instance-type", "ml.m5.large", "--role", "arn:aws:iam::123456789012:role/R",
+                     "--instance-type", "ml.m5.large", "--role", "create",
                      "--poll-interval", "0.2s", "--timeout", "60s", env=local_env, cwd=tmp_path)
     assert result.returncode == 4, result.stderr
     assert "Failed" in result.stderr and "model" in result.stderr.lower()

@@ -56,6 +56,7 @@ class LocalAws:
         while not self._stop.wait(0.5):
             now = time.time()
             try:
+                self.endpoints.promote(_endpoint_object)
                 if now >= next_metrics:
                     self.metrics.flush(now)
                     next_metrics += self.metrics_period
@@ -105,3 +106,9 @@ def install_runtime_forwarding(endpoints: LocalEndpoints) -> None:
         return 200, out, data
 
     SageMakerRuntimeResponse.invoke_endpoint = invoke_endpoint
+
+
+def _endpoint_object(ep: Any) -> Any:
+    from moto.sagemaker.models import sagemaker_backends
+
+    return sagemaker_backends[ep.account][ep.region].endpoints.get(ep.name)

@@ -40,6 +40,7 @@ class LocalEndpoint:
     region: str
     live: Fleet | None = None
     pending: Fleet | None = None
+    warming: list[Instance] = field(default_factory=list)  # scale-out instances not yet answering /ping
     subnets: list[str] = field(default_factory=list)
     groups: list[str] = field(default_factory=list)
     model_environment: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -74,6 +75,8 @@ class LocalEndpoints:
             for fleet in (ep.live, ep.pending):
                 if fleet:
                     self._stop(ep, fleet.all())
+            self._stop(ep, ep.warming)
+            ep.warming = []
 
     def on_describe(self, backend: Any, endpoint: Any) -> None:
         ep = self._get(backend, endpoint.endpoint_name)
@@ -121,17 +124,47 @@ class LocalEndpoints:
 
     # -- scaling (used by scaler.py) -----------------------------------------------------------
     def resize(self, backend: Any, endpoint: Any, variant: str, count: int) -> None:
+        """Scale a variant: new instances serve once they answer /ping (``promote``), as in AWS."""
         ep = self._get(backend, endpoint.endpoint_name)
         if ep is None or ep.live is None:
             return
         group = ep.live.instances.setdefault(variant, [])
-        while len(group) < count:
-            group.append(self._launch(ep, variant))
-        while len(group) > count:
-            self._stop(ep, [group.pop()])
+        warming = [i for i in ep.warming if i.variant == variant]
+        while len(group) + len(warming) < count:
+            instance = self._launch(ep, variant)
+            ep.warming.append(instance)
+            warming.append(instance)
+        while len(group) + len(warming) > count and len(group) > 1:
+            retired = warming.pop() if warming else group.pop()
+            if retired in ep.warming:
+                ep.warming.remove(retired)
+            self._stop(ep, [retired])
+        self._set_counts(endpoint, variant, current=len(group), desired=count)
+
+    def promote(self, endpoint_of: Any) -> None:
+        """Move warmed-up instances into service (called by the control loop)."""
+        for ep in self.live_endpoints():
+            for instance in list(ep.warming):
+                state, _ = instance.state()
+                if state == "starting" or ep.live is None:
+                    continue
+                ep.warming.remove(instance)
+                if state == "failed":
+                    self._stop(ep, [instance])
+                else:
+                    ep.live.instances.setdefault(instance.variant, []).append(instance)
+                endpoint = endpoint_of(ep)
+                if endpoint is not None:
+                    group = ep.live.instances.get(instance.variant, [])
+                    self._set_counts(endpoint, instance.variant, current=len(group))
+
+    @staticmethod
+    def _set_counts(endpoint: Any, variant: str, current: int, desired: int | None = None) -> None:
         for v in endpoint.production_variants:
             if v["VariantName"] == variant:
-                v["CurrentInstanceCount"] = v["DesiredInstanceCount"] = count
+                v["CurrentInstanceCount"] = current
+                if desired is not None:
+                    v["DesiredInstanceCount"] = desired
 
     def live_endpoints(self) -> list[LocalEndpoint]:
         with self.lock:
@@ -142,6 +175,7 @@ class LocalEndpoints:
             for fleet in (ep.live, ep.pending):
                 if fleet:
                     self._stop(ep, fleet.all())
+            self._stop(ep, ep.warming)
         with self.lock:
             self.endpoints.clear()
 

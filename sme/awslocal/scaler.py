@@ -27,8 +27,8 @@ class Scaler:
 
         now = self.clock()
         for ep in self.endpoints.live_endpoints():
-            if ep.live is None or ep.pending is not None:
-                continue
+            if ep.live is None or ep.pending is not None or ep.warming:
+                continue  # an update or a scale-out is still coming up
             aas = applicationautoscaling_backends[ep.account][ep.region]
             sm = sagemaker_backends[ep.account][ep.region]
             endpoint = sm.endpoints.get(ep.name)

@@ -141,7 +141,7 @@ class MotoServer:
         sagemaker_ext.install()
         __import__("sme.awslocal.quotas_ext", fromlist=["install"]).install()  # SageMaker quotas (issue 3)
         autoscaling_ext.install()
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        logging.getLogger("werkzeug").setLevel(logging.CRITICAL)  # moto answers errors itself
         self.recorder = Recorder(DomainDispatcherApplication(create_backend_app))
         self._server = make_server(self.host, self.port, self.recorder, threaded=True)
         self.port = self._server.server_port
