@@ -144,24 +144,7 @@ def serve(artifact: Artifact, options: ServerOptions, extra_ready: dict | None =
     loaded_r, loaded_w = os.pipe()
     os.set_blocking(loaded_w, False)
 
-    def load_app():  # runs in each worker after the fork
-        from sme.local.runtime.model_loader import load_model
-
-        try:
-            model = load_model(artifact)
-        except Exception as e:  # ModelLoadError, or whatever else the user's code raised
-            reason = str(e) if isinstance(e, ModelLoadError) else f"{type(e).__name__}: {e}"
-            log.error("model load failed: %s", reason)
-            write_status(options.status_file, FAILED, reason=reason)
-            sys.exit(WORKER_BOOT_ERROR)
-        log.info("worker %d loaded the model (%s)", os.getpid(), artifact.convention)
-        try:
-            os.write(loaded_w, b"1")
-        except OSError:  # a full pipe after many worker restarts: nobody is counting any more
-            pass
-        return make_app(model, options.max_body, options.timeout)
-
-    def when_ready(arbiter):  # the master is listening; announce readiness once every worker answers
+    def when_ready(arbiter):  # in the master, listening: announce readiness once every worker answers
         host, port = arbiter.LISTENERS[0].sock.getsockname()[:2]
         ready = {"pid": os.getpid(), "port": port, "workers": options.workers, **(extra_ready or {})}
         threading.Thread(target=_announce_when_ready, args=(loaded_r, options.workers, host, port,
@@ -171,30 +154,52 @@ def serve(artifact: Artifact, options: ServerOptions, extra_ready: dict | None =
 
     class Runtime(gunicorn.app.base.BaseApplication):
         def load_config(self):
-            settings = {
-                "bind": [f"{options.host}:{options.port}"],
-                "workers": options.workers,
-                "worker_class": "gthread",
-                "threads": options.threads,
-                "timeout": options.timeout,
-                "graceful_timeout": 5,
-                "keepalive": 60,  # load generators hold connections open; so does SageMaker's front end
-                "accesslog": None,
-                "errorlog": "-",
-                "loglevel": "info",
-                "proc_name": f"sme-runtime:{options.port}",
-                "control_socket_disable": True,  # its default path is shared by every gunicorn on the machine
-                "when_ready": when_ready,
-            }
-            if os.path.isdir("/dev/shm"):
-                settings["worker_tmp_dir"] = "/dev/shm"  # heartbeat file off the disk
-            for key, value in settings.items():
+            for key, value in _gunicorn_settings(options, when_ready).items():
                 self.cfg.set(key, value)
 
-        def load(self):
-            return load_app()
+        def load(self):  # in each worker, after the fork
+            return _load_worker_app(artifact, options, loaded_w)
 
     Runtime().run()
+
+
+def _gunicorn_settings(options: ServerOptions, when_ready: Callable) -> dict:
+    settings = {
+        "bind": [f"{options.host}:{options.port}"],
+        "workers": options.workers,
+        "worker_class": "gthread",
+        "threads": options.threads,
+        "timeout": options.timeout,
+        "graceful_timeout": 5,
+        "keepalive": 60,  # load generators hold connections open; so does SageMaker's front end
+        "accesslog": None,
+        "errorlog": "-",
+        "loglevel": "info",
+        "proc_name": f"sme-runtime:{options.port}",
+        "control_socket_disable": True,  # its default path is shared by every gunicorn on the machine
+        "when_ready": when_ready,
+    }
+    if os.path.isdir("/dev/shm"):
+        settings["worker_tmp_dir"] = "/dev/shm"  # heartbeat file off the disk
+    return settings
+
+
+def _load_worker_app(artifact: Artifact, options: ServerOptions, loaded_w: int) -> Callable:
+    from sme.local.runtime.model_loader import load_model
+
+    try:
+        model = load_model(artifact)
+    except Exception as e:  # ModelLoadError, or whatever else the user's code raised
+        reason = str(e) if isinstance(e, ModelLoadError) else f"{type(e).__name__}: {e}"
+        log.error("model load failed: %s", reason)
+        write_status(options.status_file, FAILED, reason=reason)
+        sys.exit(WORKER_BOOT_ERROR)
+    log.info("worker %d loaded the model (%s)", os.getpid(), artifact.convention)
+    try:
+        os.write(loaded_w, b"1")
+    except OSError:  # a full pipe after many worker restarts: nobody is counting any more
+        pass
+    return make_app(model, options.max_body, options.timeout)
 
 
 def _announce_when_ready(loaded: int, workers: int, host: str, port: int, status_file: Path | None,
