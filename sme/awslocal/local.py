@@ -83,7 +83,14 @@ def install_runtime_forwarding(endpoints: LocalEndpoints) -> None:
 
     from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
+    from sme.awslocal import sagemaker_ext
+
+    original = getattr(SageMakerRuntimeResponse, "_moto_invoke_endpoint", SageMakerRuntimeResponse.invoke_endpoint)
+    SageMakerRuntimeResponse._moto_invoke_endpoint = original
+
     def invoke_endpoint(self: Any) -> Any:
+        if sagemaker_ext.LIFECYCLE.hooks is not endpoints:  # this local AWS has stopped: moto's own reply
+            return original(self)
         name = self.path.split("/")[2] if self.path.startswith("/endpoints/") else self._get_param("EndpointName")
         body = self.body if isinstance(self.body, bytes) else (self.body or "").encode()
         content_type = self.headers.get("Content-Type", "application/octet-stream")
