@@ -11,7 +11,8 @@ counted:
 - ``GET /__sme/stats``: ``{"requests", "by_status", "by_path", "latency_ms": {"p50", ..., "max"}}``
 - ``GET /__sme/last``: the last counted request (method, path, headers, body)
 - ``POST /__sme/config``: JSON ``{"latency_ms": 5 | [lo, hi] (uniform), "error_every": n,
-  "error_status": 503, "seed": 1}``
+  "error_status": 503, "seed": 1, "max_concurrency": n}`` (at most n requests served at once, the rest
+  queue: a server whose latency grows once the rate passes n / latency)
 - ``POST /__sme/stall``: JSON ``{"seconds": 1.5}``: every request answered during the next 1.5 s is held
   until the stall ends
 - ``POST /__sme/reset``: zero the counters and the histogram
@@ -46,6 +47,7 @@ class Behaviour:
         self.error_status = 503
         self.rng = random.Random(1)
         self.stall_until = 0.0
+        self.slots: asyncio.Semaphore | None = None  # max_concurrency: a server with a fixed capacity
 
     def update(self, cfg: dict[str, Any]) -> None:
         if "latency_ms" in cfg:
@@ -54,6 +56,8 @@ class Behaviour:
         self.error_status = int(cfg.get("error_status", self.error_status))
         if "seed" in cfg:
             self.rng = random.Random(cfg["seed"])
+        if cfg.get("max_concurrency"):
+            self.slots = asyncio.Semaphore(int(cfg["max_concurrency"]))
 
     def delay(self) -> float:
         lat = self.latency_ms
@@ -147,9 +151,13 @@ class Server:
         n = c.requests
         c.by_path[path] = c.by_path.get(path, 0) + 1
         c.last = {"method": method, "path": path, "headers": headers, "body": body.decode("utf-8", "replace")}
-        delay = self.behaviour.delay()
-        if delay > 0:
-            await asyncio.sleep(delay - (time.perf_counter() - arrived))
+        if self.behaviour.slots is not None:
+            async with self.behaviour.slots:  # queue for a slot, then take the configured time
+                await asyncio.sleep(self.behaviour.delay())
+        else:
+            delay = self.behaviour.delay()
+            if delay > 0:
+                await asyncio.sleep(delay - (time.perf_counter() - arrived))
         b = self.behaviour
         status = b.error_status if b.error_every and n % b.error_every == 0 else 200
         c.by_status[str(status)] = c.by_status.get(str(status), 0) + 1

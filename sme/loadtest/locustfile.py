@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -224,7 +225,10 @@ class SmeShape(LoadTestShape):
         t = self.get_run_time()
         if progress.started_at is None:
             # open model: every process starts its clock at one agreed time, once its pool is spawned
-            t0 = time.time() + (OPEN_START_DELAY_S if SCHEDULE.open else 0.0)
+            # start on a whole wall-clock second: per-second buckets then line up with stage boundaries
+            t0 = math.ceil(time.time() + (OPEN_START_DELAY_S if SCHEDULE.open else 0.0))
+            if not SCHEDULE.open:
+                gevent.sleep(max(0.0, t0 - time.time()))
             progress.start(t0)
             if isinstance(self.runner, MasterRunner):
                 workers = sorted(c.id for c in self.runner.clients.all)

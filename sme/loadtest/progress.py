@@ -19,7 +19,7 @@ from sme.loadtest.shapes import Schedule
 from sme.loadtest.slo import evaluate
 from sme.loadtest.stats import Recorder, Tally
 
-LAG_S = 2  # seconds a worker's batch may take to reach the master
+LAG_S = 2  # seconds a worker's batch may take to reach the master (live display window)
 
 
 class Progress:
@@ -95,7 +95,8 @@ class Progress:
         slo = self.plan.get("slo") or {}
         for i, (start, end) in enumerate(self.schedule.bounds):
             stage = self.schedule.stages[i]
-            if not stage.until_slo_breach or i in self.steps or t < end + LAG_S + 0.5:
+            settle = 0.5 if self.local else 1.5  # workers report once a second
+            if not stage.until_slo_breach or i in self.steps or t < end + settle:
                 continue
             w = self.tally.window(self.started_at + start, self.started_at + end)
             verdict = evaluate(slo, w.requests, w.failures, w.dropped, end - start, w.latency_ms())
