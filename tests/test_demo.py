@@ -24,6 +24,10 @@ def test_demo_runs_end_to_end_and_cleans_up(tmp_path):
     assert any(sum((m or {}).get("Invocations") or 0 for m in s["metrics"].values()) > 0 for s in taken), \
         "CloudWatch invocations never reached the watch"
     assert all(s["subnets"] for s in taken), "the watch should see the demo's subnets"
+    instances = [sum(v["current_instances"] or 0 for v in s["variants"]) for s in taken if s["variants"]]
+    assert max(instances) > instances[0], f"autoscaling should add an instance under load: {instances}"
+    free = [sum(n["free_ips"] for n in s["subnets"]) for s in taken if s["variants"]]
+    assert min(free) < free[0], f"scale-out should take addresses from the subnets: {free}"
     assert "done: results in" in proc.stderr
     assert not (out / ".sme" / "demo.json").exists(), "teardown should have removed the deploy state"
     leftovers = subprocess.run(["pgrep", "-f", f"sme.local.runtime.*{out}"], capture_output=True, text=True)

@@ -191,3 +191,24 @@ def test_local_start_prints_environment_and_stops_on_sigterm(tmp_path):
         out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert "export AWS_ENDPOINT_URL=" in out
+
+
+def test_update_brings_up_a_new_fleet_and_retires_the_old(local_aws, local_env, demo_model, tmp_path):
+    client = clients(local_aws)
+    sg, subnets = make_vpc(client("ec2"))
+    base = ["deploy", "--name", "upd", "--image", "xgboost:1.7-1", "--model-data", str(demo_model.model_tar),
+            "--instance-type", "ml.m5.large", "--role", "create", "--poll-interval", "0.2s", "--timeout", "90s",
+            "--security-group", sg, "--subnet", subnets[0], "--subnet", subnets[1]]
+    assert run_sme(*base, env=local_env, cwd=tmp_path).returncode == 0
+    [old] = [i.proc.pid for ep in local_aws.endpoints.live_endpoints() if ep.name == "upd" for i in ep.live.all()]
+    updated = run_sme(*base, "--env", "SAGEMAKER_MODEL_SERVER_WORKERS=1", env=local_env, cwd=tmp_path)
+    assert updated.returncode == 0, updated.stderr
+    assert "update  endpoint upd" in updated.stderr, updated.stderr
+    [new] = [i.proc.pid for ep in local_aws.endpoints.live_endpoints() if ep.name == "upd" for i in ep.live.all()]
+    assert new != old and not _alive(old), "the old fleet must be stopped once the new one serves"
+    row = demo_model.payload_csv.read_text().splitlines()[0]
+    reply = client("sagemaker-runtime").invoke_endpoint(EndpointName="upd", ContentType="text/csv", Body=row)
+    assert 0.0 <= float(reply["Body"].read()) <= 1.0
+    assert len(client("ec2").describe_network_interfaces()["NetworkInterfaces"]) == 1, "the old address is freed"
+    assert run_sme("teardown", "--name", "upd", env=local_env, cwd=tmp_path).returncode == 0
+    assert not _alive(new)
