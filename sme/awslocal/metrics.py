@@ -31,6 +31,7 @@ class MetricsPublisher:
         self.windows: dict[tuple[str, str, str, str], Window] = defaultdict(Window)
         self.history: dict[tuple[str, str, str, str], list[tuple[float, int]]] = defaultdict(list)
         self._procs: dict[int, Any] = {}
+        self.last_cpu: dict[tuple[str, str, str, str], float] = {}  # what was last published, per variant
         endpoints.observers.append(self.observe)
 
     def observe(self, ep: Any, variant: str, instance: Any, status: int, model_us: float, total_us: float) -> None:
@@ -81,27 +82,37 @@ class MetricsPublisher:
         if usage:
             cpu = sum(u[0] for u in usage) / len(usage)
             mem = sum(u[1] for u in usage) / len(usage)
+            self.last_cpu[(ep.account, ep.region, ep.name, variant)] = cpu
             backend.put_metric_data("/aws/sagemaker/Endpoints", [
                 {"MetricName": "CPUUtilization", "Dimensions": dims, "Value": cpu, "Unit": "Percent"},
                 {"MetricName": "MemoryUtilization", "Dimensions": dims, "Value": mem, "Unit": "Percent"},
             ])
 
     def _usage(self, instances: list) -> list[tuple[float, float]]:
+        """(CPU %, memory %) of each instance's process tree since the last call.
+
+        psutil measures CPU between two calls on the same Process object, so every process (the
+        gunicorn master and its workers) is kept in ``_procs`` by pid.
+        """
         import psutil
 
         out = []
         for instance in instances:
             try:
-                proc = self._procs.get(instance.proc.pid)
-                if proc is None:
-                    proc = self._procs[instance.proc.pid] = psutil.Process(instance.proc.pid)
-                    proc.cpu_percent(None)
-                    for child in proc.children(recursive=True):
-                        child.cpu_percent(None)
-                family = [proc] + proc.children(recursive=True)
+                master = self._process(instance.proc.pid)
+                family = [master] + [self._process(c.pid) for c in master.children(recursive=True)]
                 cpu = sum(p.cpu_percent(None) for p in family)
                 mem = sum(p.memory_percent() for p in family)
                 out.append((cpu, mem))
-            except Exception:  # noqa: BLE001 - a process that just exited
+            except psutil.Error:  # a process that just exited
                 continue
         return out
+
+    def _process(self, pid: int) -> Any:
+        import psutil
+
+        proc = self._procs.get(pid)
+        if proc is None or not proc.is_running():
+            proc = self._procs[pid] = psutil.Process(pid)
+            proc.cpu_percent(None)  # the first reading only starts the measurement
+        return proc

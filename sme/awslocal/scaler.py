@@ -87,8 +87,7 @@ class Scaler:
             invocations = self.metrics.invocations_since(key, now - self.window)
             return invocations / max(1, current) * 60.0 / self.window
         if name == "CPUUtilization":
-            usage = self.metrics._usage(ep.live.instances.get(variant, []))
-            return sum(u[0] for u in usage) / len(usage) if usage else None
+            return self.metrics.last_cpu.get(key)
         return None
 
     @staticmethod
