@@ -66,8 +66,8 @@ def url_config(srv: CountingServer, stages: str, extra: str = "", path: str = "/
 
 
 def test_one_process_counts_exactly_and_percentiles_match_the_server(srv, tmp_path, env):
-    srv.configure(latency_ms=[400, 2000], seed=7)
-    cfg = write_config(tmp_path, url_config(srv, "  - {duration: 5s, users: 80}", "slo: {p99_ms: 5000}\n"))
+    srv.configure(latency_ms=[800, 4000], seed=7)
+    cfg = write_config(tmp_path, url_config(srv, "  - {duration: 6s, users: 100}", "slo: {p99_ms: 8000}\n"))
     r = sme("loadtest", "-c", str(cfg), "--out", "run", env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr + r.stdout
     s, truth = summary(tmp_path / "run"), srv.stats()
@@ -261,3 +261,14 @@ def test_a_rate_ladder_stops_one_step_after_the_slo_breaks(srv, tmp_path, env):
     assert [st["slo"]["passed"] for st in steps[:3]] == [True, True, False]
     assert steps[1]["rps"] == pytest.approx(80, rel=0.05) and steps[1]["latency_ms"]["p99"] < 300
     assert s["requests"] == srv.stats()["requests"]
+
+
+def test_errors_without_a_reply_are_counted_by_exception(tmp_path, env):
+    cfg = write_config(tmp_path, f"target: {{url: 'http://127.0.0.1:{_free_port()}/x'}}\n"
+                       "payload: {body: a}\nstages:\n  - {duration: 1s, users: 2}\nslo: {error_rate: 0.01}\n")
+    r = sme("loadtest", "-c", str(cfg), "--out", "run", env=env, cwd=tmp_path)
+    assert r.returncode == 3, r.stderr + r.stdout
+    s = summary(tmp_path / "run")
+    assert s["requests"] == s["failures"] > 0
+    assert [(e["kind"], e["count"]) for e in s["errors"]] == [("exception", s["failures"])]
+    assert "Refused" in s["errors"][0]["code"] or "Connection" in s["errors"][0]["code"], s["errors"]

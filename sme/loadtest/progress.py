@@ -83,13 +83,14 @@ class Progress:
             gevent.sleep(1.0 - (time.time() % 1.0) + 0.05)
 
     def _line(self, t: float, stage: int | None, rate: float | None) -> dict[str, Any]:
-        now = int(time.time())
-        w = self.tally.window(now - LAG_S - 3, now - LAG_S + 1)  # the last few settled seconds
+        end = int(time.time()) - (0 if self.local else LAG_S - 1)  # seconds before this are settled
+        start = max(end - 3, int(self.started_at or 0))
+        w = self.tally.window(start, end)  # the last few settled seconds
         lat = w.latency_ms()
         return {"elapsed": round(t, 1), "remaining": round(max(0.0, self.schedule.end - t), 1), "stage": stage,
                 "users": None if self.schedule.open else self.runner.user_count, "rate": rate,
                 "requests": self.tally.requests, "failures": self.tally.failures, "dropped": self.tally.dropped,
-                "rps": round(w.requests / 4, 1), "p50": lat["p50"], "p99": lat["p99"], "breach": self.breach}
+                "rps": round(w.requests / max(1, end - start), 1), "p50": lat["p50"], "p99": lat["p99"], "breach": self.breach}
 
     def _check_steps(self, t: float) -> None:
         slo = self.plan.get("slo") or {}
