@@ -248,18 +248,18 @@ def _free_port() -> int:
 
 
 def test_a_rate_ladder_stops_one_step_after_the_slo_breaks(srv, tmp_path, env):
-    srv.configure(latency_ms=50, max_concurrency=5)  # capacity: 100 requests/s
+    srv.configure(latency_ms=100, max_concurrency=10)  # capacity: at most 100 requests/s
     cfg = write_config(tmp_path, url_config(
-        srv, "  - steps: {kind: rate, start: 20, step: 60, every: 2s, count: 6, until_slo_breach: true}",
+        srv, "  - steps: {kind: rate, start: 20, step: 50, every: 2s, count: 6, until_slo_breach: true}",
         "slo: {p99_ms: 300}\nopen_model: {max_in_flight: 200, grace: 5s}\n"))
     r = sme("loadtest", "-c", str(cfg), "--out", "run", env=env, cwd=tmp_path)
     assert r.returncode == 3, r.stderr + r.stdout
     s = summary(tmp_path / "run")
-    assert s["stopped_after_breach"] == 2, "140 req/s is the first step past the server's 100 req/s"
+    assert s["stopped_after_breach"] == 2, "120 req/s is the first step past the server's 100 req/s"
     steps = s["stages"]
-    assert [st["rate"] for st in steps] == [20, 80, 140, 200], "one step after the breaking one, then stop"
+    assert [st["rate"] for st in steps] == [20, 70, 120, 170], "one step after the breaking one, then stop"
     assert [st["slo"]["passed"] for st in steps[:3]] == [True, True, False]
-    assert steps[1]["rps"] == pytest.approx(80, rel=0.05) and steps[1]["latency_ms"]["p99"] < 300
+    assert steps[1]["rps"] == pytest.approx(70, rel=0.05) and steps[1]["latency_ms"]["p99"] < 300
     assert s["requests"] == srv.stats()["requests"]
 
 

@@ -34,6 +34,7 @@ class Progress:
         self.sample: dict[str, Any] | None = None
         self.finished = False
         self.interrupted = False
+        self._stop_seen: float | None = None
         self.local_sample: Any = lambda: None
         self.after_stop: Any = lambda: None
         self._out = open(plan["progress"], "a", buffering=1)
@@ -44,6 +45,18 @@ class Progress:
         self._t0 = time.perf_counter() + (t0 - time.time())
         self.end_elapsed: float | None = None
         gevent.spawn(self._loop)
+
+    def _stop_if_stuck(self) -> None:
+        """A stop asked for while Locust ramps users up (its shape tick blocks for the whole ramp):
+        stop from here instead. Locust then quits and ``finish`` runs from its quitting event."""
+        if self._stop_seen is None:
+            if os.path.exists(self.plan["stop_file"]):
+                self._stop_seen = time.monotonic()
+            return
+        if self.end_elapsed is None and time.monotonic() - self._stop_seen > 2.0:
+            self.interrupted = True
+            self.end_elapsed = max(0.0, min(self.elapsed(), self.schedule.end))
+            gevent.spawn(self.runner.stop)
 
     def end_if_due(self) -> bool:
         """Called by the shape's once-a-second tick: within the last second, stop exactly on time.
@@ -79,6 +92,7 @@ class Progress:
             rate = self.schedule.rate_at(t) if self.schedule.open else None
             self.per_second[int(time.time())] = [stage, self.runner.user_count, rate]
             self._check_steps(t)
+            self._stop_if_stuck()
             self._out.write(json.dumps(self._line(t, stage, rate)) + "\n")
             gevent.sleep(1.0 - (time.time() % 1.0) + 0.05)
 
@@ -110,6 +124,7 @@ class Progress:
         if self.finished or self.started_at is None:
             return
         self.finished = True
+        interrupted = interrupted or self.interrupted
         if self.end_elapsed is None:  # not ended by end_if_due: Locust is shutting down under us
             self.end_elapsed = max(0.0, min(self.elapsed(), self.schedule.end))
             try:
