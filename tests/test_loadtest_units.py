@@ -179,3 +179,26 @@ def test_the_cli_never_imports_locust():
             "assert 'locust' not in sys.modules and 'gevent' not in sys.modules")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("token", [None, "session-token"])
+def test_the_fast_signer_signs_exactly_like_botocore(token):
+    import time as _time
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    from sme.loadtest.sigv4 import InvokeSigner
+
+    creds = Credentials("AKIDEXAMPLE", "secret", token)
+    url = "http://127.0.0.1:5000/endpoints/churn-ep/invocations"
+    fixed = _time.gmtime(1_790_000_000)
+    ours = InvokeSigner(creds, url, "eu-west-1", content_type="text/csv", clock=lambda: fixed).headers(b"1,2")
+    req = AWSRequest(method="POST", url=url, data=b"1,2", headers={"Content-Type": "text/csv"})
+    auth = SigV4Auth(creds, "sagemaker", "eu-west-1")
+    req.context["timestamp"] = ours["X-Amz-Date"]
+    auth._modify_request_before_signing(req)
+    expected = auth.signature(auth.string_to_sign(req, auth.canonical_request(req)), req)
+    assert ours["Authorization"].endswith(f"Signature={expected}")
+    assert ours.get("X-Amz-Security-Token") == token

@@ -58,19 +58,13 @@ def _host(url: str) -> str:
 def _signer():  # type: ignore[no-untyped-def]
     """Per-request SigV4 headers for InvokeEndpoint; credentials refresh themselves when they expire."""
     import botocore.session
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
+
+    from sme.loadtest.sigv4 import InvokeSigner
 
     credentials = botocore.session.get_session().get_credentials()
-    region, service = TARGET["sign"]["region"], TARGET["sign"]["service"]
-    url, method, content_type = TARGET["url"], TARGET["method"], PLAN["payload"]["content_type"]
-
-    def sign(body: bytes) -> dict[str, str]:
-        request = AWSRequest(method=method, url=url, data=body, headers={"Content-Type": content_type})
-        SigV4Auth(credentials.get_frozen_credentials(), service, region).add_auth(request)
-        return dict(request.headers.items())
-
-    return sign
+    signer = InvokeSigner(credentials, TARGET["url"], TARGET["sign"]["region"], TARGET["sign"]["service"],
+                          TARGET["method"], PLAN["payload"]["content_type"])
+    return signer.headers
 
 
 SIGNER = _signer() if TARGET.get("sign") else None
