@@ -22,7 +22,6 @@ from sme.core.sweeper import Kind, register
 from sme.state import ResourceRecord
 
 RUNTIME = "python3.12"
-ROLE_PROPAGATION_TRIES = 8
 LOG_RETENTION_DAYS = 30
 
 
@@ -73,17 +72,8 @@ def create_gateway_function(ctx: ExecContext, step: Step) -> None:
                   Description=f"sme front door for endpoint {ctx.desired.endpoint_name if ctx.desired else ''}",
                   Environment={"Variables": _function_env(ctx, spec)}, Tags=dict(ctx.desired.tags) if ctx.desired else {})
     client = ctx.aws.client("lambda")
-    for attempt in range(ROLE_PROPAGATION_TRIES):
-        try:
-            with aws_call("lambda:CreateFunction", spec.function_name):
-                reply = client.create_function(**kwargs)
-            break
-        except AwsError as exc:
-            # a role made seconds ago cannot be assumed by Lambda yet (IAM is eventually consistent)
-            if "assume" not in exc.message.lower() or attempt == ROLE_PROPAGATION_TRIES - 1:
-                raise
-            ctx.env.info(f"  role not yet assumable by Lambda; retrying in {2 ** attempt}s")
-            ctx.env.sleep(2 ** attempt)
+    reply = ops_iam.while_role_propagates(ctx, "lambda:CreateFunction", spec.function_name, "Lambda",
+                                  lambda: client.create_function(**kwargs))
     ctx.record("lambda", spec.function_name, reply["FunctionArn"])
 
 

@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
-from sme.aws import aws_call, is_not_found
+from sme.aws import AwsError, aws_call, is_not_found
 from sme.core.executor import ExecContext, handles
 from sme.core.models import DesiredRole, Step
+
+
+ROLE_PROPAGATION_TRIES = 8
+
+
+def while_role_propagates(ctx: ExecContext, operation: str, resource: str, service: str, call: Callable[[], Any]) -> Any:
+    """Make a call that names a role; while AWS cannot assume that role yet (IAM is eventually consistent:
+    a role made seconds ago is not yet visible to SageMaker or Lambda), back off and retry."""
+    for attempt in range(ROLE_PROPAGATION_TRIES):
+        try:
+            with aws_call(operation, resource):
+                return call()
+        except AwsError as exc:
+            if "assume" not in exc.message.lower() or attempt == ROLE_PROPAGATION_TRIES - 1:
+                raise
+            ctx.env.info(f"  role not yet assumable by {service}; retrying in {2 ** attempt}s")
+            ctx.env.sleep(2 ** attempt)
+    raise AssertionError("unreachable")
 
 
 @handles("create_role")

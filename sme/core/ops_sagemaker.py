@@ -6,11 +6,9 @@ from typing import Any
 
 from sme.aws import AwsError, aws_call, is_not_found
 from sme.core.executor import ExecContext, handles
+from sme.core.ops_iam import while_role_propagates
 from sme.core.models import DesiredConfig, DesiredModel, Step
 from sme.core.waiter import wait_for_endpoint, wait_for_endpoint_gone
-
-ROLE_PROPAGATION_TRIES = 8
-
 
 @handles("create_model")
 def create_model(ctx: ExecContext, step: Step) -> None:
@@ -26,17 +24,8 @@ def create_model(ctx: ExecContext, step: Step) -> None:
     if model.subnets:
         kwargs["VpcConfig"] = {"Subnets": list(model.subnets), "SecurityGroupIds": list(model.security_groups)}
     client = ctx.aws.client("sagemaker")
-    for attempt in range(ROLE_PROPAGATION_TRIES):
-        try:
-            with aws_call("sagemaker:CreateModel", model.name):
-                reply = client.create_model(**kwargs)
-            break
-        except AwsError as exc:
-            # a role made seconds ago is not yet assumable by SageMaker (IAM is eventually consistent)
-            if "assume" not in exc.message.lower() or attempt == ROLE_PROPAGATION_TRIES - 1:
-                raise
-            ctx.env.info(f"  role not yet assumable by SageMaker; retrying in {2 ** attempt}s")
-            ctx.env.sleep(2 ** attempt)
+    reply = while_role_propagates(ctx, "sagemaker:CreateModel", model.name, "SageMaker",
+                                  lambda: client.create_model(**kwargs))
     ctx.record("model", model.name, reply["ModelArn"])
 
 

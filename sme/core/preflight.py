@@ -61,7 +61,7 @@ def peaks(desired: Desired, plan: Plan) -> list[Peak]:
     for itype, total in totals.items():
         why = ", ".join(per_type[itype])
         if updating:
-            why += f"; x2 while a blue/green update runs both fleets"
+            why += "; x2 while a blue/green update runs both fleets"
             total *= 2
         out.append(Peak(itype, total, why))
     return out
