@@ -8,7 +8,8 @@ either way the :class:`CountingServer` handle below gives ``.url``, ``.stats()``
 ``.stall(seconds)``, ``.reset()`` and ``.stop()``. Control requests live under ``/__sme/`` and are not
 counted:
 
-- ``GET /__sme/stats``: ``{"requests", "by_status", "by_path", "latency_ms": {"p50", ..., "max"}}``
+- ``GET /__sme/stats``: ``{"requests", "by_status", "by_path", "latency_ms": {"p50", ..., "max"}, "first_at",
+  "last_at"}`` (wall times of the first and latest counted request)
 - ``GET /__sme/last``: the last counted request (method, path, headers, body)
 - ``POST /__sme/config``: JSON ``{"latency_ms": 5 | [lo, hi] (uniform), "error_every": n,
   "error_status": 503, "seed": 1, "max_concurrency": n}`` (at most n requests served at once, the rest
@@ -76,6 +77,7 @@ class Counters:
         self.by_path: dict[str, int] = {}
         self.hist = HdrHistogram(1, 3_600_000_000, 3)
         self.last: dict[str, Any] = {}
+        self.first_at = self.last_at = 0.0  # wall time of the first and the latest counted request
 
     def snapshot(self) -> dict[str, Any]:
         h = self.hist
@@ -83,7 +85,7 @@ class Counters:
                for p in (50, 90, 95, 99, 99.9)}
         pct["max"] = h.get_max_value() / 1000.0
         return {"requests": self.requests, "by_status": self.by_status, "by_path": self.by_path,
-                "latency_ms": pct}
+                "latency_ms": pct, "first_at": self.first_at, "last_at": self.last_at}
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -149,6 +151,9 @@ class Server:
         c = self.counters
         c.requests += 1
         n = c.requests
+        c.last_at = time.time()
+        if n == 1:
+            c.first_at = c.last_at
         c.by_path[path] = c.by_path.get(path, 0) + 1
         c.last = {"method": method, "path": path, "headers": headers, "body": body.decode("utf-8", "replace")}
         if self.behaviour.slots is not None:

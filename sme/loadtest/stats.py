@@ -141,6 +141,14 @@ class Window:
     dropped: int = 0
     hist: Any = field(default_factory=new_histogram)
 
+    def percentiles_ms(self, *percentiles: float) -> list[float | None]:
+        """Just these percentiles, in one pass: the live line needs p50 and p99 every second, and the full
+        set (the mean above all) walks every bucket, which cost ~9% of a load process's CPU."""
+        if self.hist.get_total_count() == 0:
+            return [None] * len(percentiles)
+        values = self.hist.get_percentile_to_value_dict(list(percentiles))
+        return [values[p] / 1000.0 for p in percentiles]
+
     def latency_ms(self) -> dict[str, float | None]:
         h = self.hist
         if h.get_total_count() == 0:
