@@ -352,3 +352,20 @@ def test_teardown_without_a_state_file_finds_everything_by_name_and_tag(sme, vpc
     assert boto("s3").list_buckets()["Buckets"] == [], "the artifact and its (sme-made, now empty) bucket are gone"
     for op, key in (("list_models", "Models"), ("list_endpoint_configs", "EndpointConfigs"), ("list_endpoints", "Endpoints")):
         assert getattr(boto("sagemaker"), op)()[key] == []
+
+
+def test_changed_throttle_and_quota_update_the_usage_plan(sme, vpc, model_tar, boto, tmp_path, moto):
+    assert sme("deploy", "-c", write_config(tmp_path, vpc, model_tar, extra=GATEWAY), *FAST).returncode == 0
+    changed = GATEWAY.replace("{rate: 20, burst: 40}", "{rate: 50, burst: 80}").replace("limit: 5000", "limit: 9000")
+    moto.recorder.reset()
+    result = sme("deploy", "-c", write_config(tmp_path, vpc, model_tar, extra=changed), *FAST)
+    assert result.returncode == 0, result.stderr
+    assert [(c.method, c.path.split("/")[1]) for c in moto.recorder.mutating()] == [("PATCH", "usageplans")], \
+        moto.recorder.mutating()
+    [plan] = boto("apigateway").get_usage_plans()["items"]
+    assert plan["throttle"] == {"rateLimit": 50.0, "burstLimit": 80}
+    assert (plan["quota"]["limit"], plan["quota"]["period"]) == (9000, "DAY")
+    moto.recorder.reset()
+    again = sme("deploy", "-c", write_config(tmp_path, vpc, model_tar, extra=changed), *FAST)
+    assert again.returncode == 0 and "no changes" in again.stderr, again.stderr
+    assert moto.recorder.mutating() == []

@@ -126,6 +126,16 @@ def create_gateway_api(ctx: ExecContext, step: Step) -> None:
     ctx.save()
 
 
+@handles("update_usage_plan")
+def update_usage_plan(ctx: ExecContext, step: Step) -> None:
+    spec: GatewaySpec = step.params
+    changes = {"/throttle/rateLimit": f"{spec.rate:g}", "/throttle/burstLimit": str(spec.burst),
+               "/quota/limit": str(spec.quota_limit), "/quota/period": spec.quota_period}
+    with aws_call("apigateway:UpdateUsagePlan", step.name):
+        ctx.aws.client("apigateway").update_usage_plan(
+            usagePlanId=step.name, patchOperations=[{"op": "replace", "path": p, "value": v} for p, v in changes.items()])
+
+
 @handles("create_gateway_key")
 def create_gateway_key(ctx: ExecContext, step: Step) -> None:
     spec: GatewaySpec = step.params

@@ -42,6 +42,7 @@ class ObservedExtras:
     alarms: frozenset[str] = frozenset()  # those of ours that exist
     gateway: dict[str, str] = field(default_factory=dict)  # part -> id/name of each piece that exists
     function_sha: str = ""  # the live proxy function's CodeSha256
+    usage_limits: tuple = ()  # the live usage plan's (rate, burst, quota limit, quota period)
 
 
 @dataclass(frozen=True)
@@ -167,11 +168,18 @@ def gateway_steps(spec: GatewaySpec | None, extras: ObservedExtras, desired: Des
     if "gateway-api" not in have:
         steps.append(Step("create_gateway_api", "create", "gateway-api", spec.api_name,
                           f"REST API, POST /{spec.path}, API key required, stage {spec.stage}", spec))
+    limits = f"{spec.rate:g} req/s (burst {spec.burst}), {spec.quota_limit} per {spec.quota_period.lower()}"
     if "usage-plan" not in have or "gateway-key" not in have:
-        steps.append(Step("create_gateway_key", "create", "usage-plan", spec.api_name,
-                          f"API key; {spec.rate:g} req/s (burst {spec.burst}), {spec.quota_limit} per "
-                          f"{spec.quota_period.lower()}", spec))
+        steps.append(Step("create_gateway_key", "create", "usage-plan", spec.api_name, f"API key; {limits}", spec))
+    elif extras.usage_limits and extras.usage_limits != usage_limits(spec):
+        steps.append(Step("update_usage_plan", "update", "usage-plan", have["usage-plan"],
+                          f"throttle/quota changed to {limits}", spec))
     return steps
+
+
+def usage_limits(spec: GatewaySpec) -> tuple:
+    """The usage plan's limits as compared with what the API reports."""
+    return (float(spec.rate), int(spec.burst), int(spec.quota_limit), spec.quota_period)
 
 
 def alarm_kwargs(alarm: AlarmSpec) -> dict[str, Any]:

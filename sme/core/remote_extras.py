@@ -26,8 +26,8 @@ def observe_extras(aws: Any, desired: Desired, observed: Observed) -> ObservedEx
         if observed.endpoint else ()
     update = update_spec(desired)
     alarms = existing_alarms(aws, [a.name for a in update.alarms]) if update and update.alarms else frozenset()
-    gateway, sha = gateway_parts(aws, desired) if _gateway_involved(desired) else ({}, "")
-    return ObservedExtras(scaling=scaling, alarms=alarms, gateway=gateway, function_sha=sha)
+    gateway, sha, limits = gateway_parts(aws, desired) if _gateway_involved(desired) else ({}, "", ())
+    return ObservedExtras(scaling=scaling, alarms=alarms, gateway=gateway, function_sha=sha, usage_limits=limits)
 
 
 def _gateway_involved(desired: Desired) -> bool:
@@ -69,8 +69,9 @@ def existing_alarms(aws: Any, names: list[str]) -> frozenset[str]:
     return frozenset(a["AlarmName"] for a in found)
 
 
-def gateway_parts(aws: Any, desired: Desired) -> tuple[dict[str, str], str]:
-    """part -> id of each front-door piece that exists (by name), and the live function's CodeSha256."""
+def gateway_parts(aws: Any, desired: Desired) -> tuple[dict[str, str], str, tuple]:
+    """part -> id of each front-door piece that exists (by name), the live function's CodeSha256, and the
+    usage plan's limits (rate, burst, quota limit, quota period)."""
     names = gateway_spec(desired, "0" * 12) or _names_only(desired)
     parts: dict[str, str] = {}
     if _found(lambda: aws.client("iam").get_role(RoleName=names.role_name), "iam:GetRole", names.role_name):
@@ -92,14 +93,18 @@ def gateway_parts(aws: Any, desired: Desired) -> tuple[dict[str, str], str]:
         parts["gateway-api"] = apis[0]["id"]
     with aws_call("apigateway:GetUsagePlans", names.api_name):
         plans = [p for p in apigw.get_usage_plans(limit=500)["items"] if p["name"] == names.api_name]
+    limits: tuple = ()
     if plans:
         parts["usage-plan"] = plans[0]["id"]
+        throttle, quota = plans[0].get("throttle") or {}, plans[0].get("quota") or {}
+        limits = (float(throttle.get("rateLimit", 0)), int(throttle.get("burstLimit", 0)), int(quota.get("limit", 0)),
+                  str(quota.get("period", "")))
     with aws_call("apigateway:GetApiKeys", names.api_name):
         keys = [k for k in apigw.get_api_keys(nameQuery=names.api_name, limit=500)["items"]
                 if k["name"] == names.api_name]
     if keys:
         parts["gateway-key"] = keys[0]["id"]
-    return parts, sha
+    return parts, sha, limits
 
 
 def _names_only(desired: Desired) -> Any:
