@@ -109,7 +109,7 @@ def status(name: str, region: str | None, profile: str | None, env: Env, as_json
     remote = RemoteState(aws)
     view = remote.endpoint(name)
     config = remote.describe_endpoint_config(view.config_name) if view else None
-    outputs = {k: v for k, v in state.outputs.items()}
+    outputs = dict(state.outputs)
     if "api_key" in state.secrets:
         outputs["api_key"] = state.secrets["api_key"] if show_secret else "(hidden; --show-secret prints it)"
     if as_json:

@@ -96,9 +96,6 @@ class Instance:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
 
-    def pids(self) -> list[int]:
-        return [self.proc.pid]
-
 
 class Launcher:
     """Starts and stops instances; owns the artifact cache and the ENIs."""

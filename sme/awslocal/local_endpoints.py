@@ -123,10 +123,9 @@ class LocalEndpoints:
         return status, data, headers, variant
 
     # -- scaling (used by scaler.py) -----------------------------------------------------------
-    def resize(self, backend: Any, endpoint: Any, variant: str, count: int) -> None:
+    def resize(self, ep: LocalEndpoint, endpoint: Any, variant: str, count: int) -> None:
         """Scale a variant: new instances serve once they answer /ping (``promote``), as in AWS."""
-        ep = self._get(backend, endpoint.endpoint_name)
-        if ep is None or ep.live is None:
+        if ep.live is None:
             return
         group = ep.live.instances.setdefault(variant, [])
         warming = [i for i in ep.warming if i.variant == variant]

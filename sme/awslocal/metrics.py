@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+HISTORY_S = 600.0  # how far back invocation counts are kept for the scaler
+
+
 @dataclass
 class Window:
     invocations: int = 0
@@ -54,7 +57,10 @@ class MetricsPublisher:
             for variant, instances in ep.live.instances.items():
                 key = (ep.account, ep.region, ep.name, variant)
                 w = windows.get(key, Window())
-                self.history[key].append((now, w.invocations))
+                history = self.history[key]
+                history.append((now, w.invocations))
+                while history and history[0][0] < now - HISTORY_S:  # the scaler looks back a window only
+                    history.pop(0)
                 self._publish(ep, variant, instances, w)
 
     def invocations_since(self, key: tuple[str, str, str, str], since: float) -> int:

@@ -19,7 +19,6 @@ class Scaler:
         self.endpoints, self.metrics, self.window, self.clock = endpoints, metrics, window, clock
         self.last_out: dict[tuple, float] = {}
         self.last_any: dict[tuple, float] = {}
-        self.activities: list[dict[str, Any]] = []
 
     def evaluate(self) -> None:
         from moto.applicationautoscaling.models import applicationautoscaling_backends
@@ -64,21 +63,14 @@ class Scaler:
         else:
             return
         self.last_any[key] = now
-        self._resize(ep, endpoint, variant, wanted)
+        self.endpoints.resize(ep, endpoint, variant, wanted)
         from sme.awslocal.autoscaling_ext import add_activity
 
-        activity = add_activity(f"endpoint/{ep.name}/variant/{variant}",
+        add_activity(f"endpoint/{ep.name}/variant/{variant}",
                                 f"Setting desired instance count to {wanted}.",
                                 cause=f"monitor alarm: {self._metric_name(cfg)} = {value:.1f} against target "
                                       f"{goal:g}; changing the desired capacity from {current} to {wanted}",
                                 account_id=ep.account, region=ep.region)
-        self.activities.append(activity)
-
-    def _resize(self, ep: Any, endpoint: Any, variant: str, wanted: int) -> None:
-        class _Backend:
-            account_id, region_name = ep.account, ep.region
-
-        self.endpoints.resize(_Backend, endpoint, variant, wanted)
 
     def _metric(self, ep: Any, variant: str, current: int, cfg: dict, now: float) -> float | None:
         name = self._metric_name(cfg)
