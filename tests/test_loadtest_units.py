@@ -155,6 +155,29 @@ def test_histograms_merge_exactly_across_processes():
     assert Tally.from_json(json.loads(json.dumps(merged.to_json()))).window().latency_ms() == b.latency_ms()
 
 
+def test_recorder_keeps_the_same_histogram_as_recording_each_value():
+    """The recorder counts per HDR bucket instead of calling record_value per request: same counts, exactly."""
+    import random
+
+    rng = random.Random(7)
+    latencies_ms = ([0.0, 0.0004, 0.001, 0.0015, 2.047, 2.048, 2.049, 4.095, 4.096, 3_600_000.0, 5_000_000.0]
+                    + [rng.uniform(0, 20) for _ in range(20_000)]
+                    + [10 ** rng.uniform(-3, 6.5) for _ in range(20_000)])
+    rec, direct = Recorder(), new_histogram()
+    for ms in latencies_ms:
+        rec.record(1000.2, ms, None)
+        us = int(ms * 1000.0 + 0.5)
+        direct.record_value(min(max(us, 1), 3_600_000_000))
+    tally = Tally()
+    tally.add(rec.drain())
+    kept = tally.window().hist
+    assert kept.get_total_count() == direct.get_total_count() == len(latencies_ms)
+    assert list(kept.counts) == list(direct.counts)
+    assert (kept.get_min_value(), kept.get_max_value()) == (direct.get_min_value(), direct.get_max_value())
+    for p in (50, 90, 99, 99.9, 99.99):
+        assert kept.get_value_at_percentile(p) == direct.get_value_at_percentile(p)
+
+
 def test_percentiles_have_three_significant_digits():
     h = new_histogram()
     for v in range(1, 100_001):

@@ -153,11 +153,14 @@ def _stop_scheduler() -> None:
 
 
 @events.request.add_listener
-def _on_request(response_time, start_time, response=None, exception=None, **_kw) -> None:  # type: ignore[no-untyped-def]
-    err = None
-    if exception is not None:
-        err = error_key(getattr(response, "status_code", 0), exception)
-    RECORDER.record(start_time + response_time / 1000.0, response_time, err)
+def _on_request(request_type, name, response_time, response_length, response=None, context=None,  # type: ignore[no-untyped-def]
+                exception=None, start_time=0.0, url=None, **_kw) -> None:
+    # (every argument Locust passes is named: a catch-all dict per request costs measurable CPU at 6k req/s)
+    if exception is None:
+        RECORDER.record(start_time + response_time / 1000.0, response_time, None)
+    else:
+        RECORDER.record(start_time + response_time / 1000.0, response_time,
+                        error_key(getattr(response, "status_code", 0), exception))
 
 
 @events.init.add_listener

@@ -7,11 +7,13 @@ each load process from the same settings. Bodies are chosen round-robin or at ra
 from __future__ import annotations
 
 import csv
+import functools
 import io
+import itertools
 import json
 import random
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from sme.errors import ConfigError
 
@@ -63,17 +65,15 @@ def _split(data: bytes, split: str, header: bool, source: str) -> list[bytes]:
 
 
 class BodyPicker:
-    """Hands out bodies round-robin (each process starting at a different offset) or at random."""
+    """Hands out bodies round-robin (each process starting at a different offset) or at random.
+
+    ``next()`` is bound at construction to a C-level iterator step or ``random.choice``: it runs once per
+    request in the load process."""
 
     def __init__(self, bodies: Sequence[bytes], order: str = "round_robin", offset: int = 0, seed: Any = None):
         self.bodies = list(bodies)
-        self.random = order == "random"
-        self.i = offset % len(self.bodies)
-        self.rng = random.Random(seed)
-
-    def next(self) -> bytes:
-        if self.random:
-            return self.rng.choice(self.bodies)
-        body = self.bodies[self.i]
-        self.i = (self.i + 1) % len(self.bodies)
-        return body
+        if order == "random":
+            self.next: Callable[[], bytes] = functools.partial(random.Random(seed).choice, self.bodies)
+        else:
+            i = offset % len(self.bodies)
+            self.next = itertools.cycle(self.bodies[i:] + self.bodies[:i]).__next__

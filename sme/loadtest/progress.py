@@ -82,7 +82,7 @@ class Progress:
 
     def _collect(self) -> None:
         if self.local:
-            self.tally.add(self.recorder.drain())
+            self.tally.add(self.recorder.drain(encoded=False))
 
     def _loop(self) -> None:
         while not self.finished:

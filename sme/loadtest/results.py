@@ -84,7 +84,7 @@ def timeseries(final: dict[str, Any]) -> list[list[Any]]:
         slot = tally.seconds.get(sec)
         n, f = (slot.requests, slot.failures) if slot else (0, 0)
         p50 = p99 = ""
-        if slot and slot.encoded:
+        if slot and slot.parts:
             h = slot.histogram()
             p50, p99 = h.get_value_at_percentile(50) / 1000.0, h.get_value_at_percentile(99) / 1000.0
         stage, users, rate = last

@@ -1,9 +1,9 @@
 """Latency statistics as HDR histograms: recorded per second in each load process, merged as histograms.
 
-A load process keeps a ``Recorder``: one histogram (microseconds, 3 significant digits) per second of
-completion time plus counts of requests, failures, errors and dropped open-model arrivals. It hands its
-contents over with ``drain()`` (encoded histograms, so they can travel in Locust's worker reports) and
-starts afresh. The master's ``Tally`` merges drained batches by adding histograms and counts, never by
+A load process keeps a ``Recorder``: per second of completion time, the counts per HDR histogram bucket
+(microseconds, 3 significant digits) plus counts of requests, failures, errors and dropped open-model
+arrivals. It hands its contents over with ``drain()`` as histograms (encoded, so they can travel in
+Locust's worker reports) and starts afresh. The master's ``Tally`` merges drained batches by adding histograms and counts, never by
 averaging percentiles, so totals across any number of processes and machines are exact.
 """
 
@@ -33,11 +33,27 @@ def encode(hist: Any) -> str:
     return data.decode() if isinstance(data, bytes) else data
 
 
+def _bucket_shape() -> tuple[int, int]:
+    """(mask, offset) such that, for a value v in range, ``s = (v | mask).bit_length() - offset`` is the
+    bit shift of v's HDR bucket: ``v >> s << s`` is the lowest value that histogram counts with v."""
+    h = new_histogram()
+    return h.sub_bucket_mask, h.sub_bucket_half_count_magnitude + 1
+
+
+_MASK, _OFFSET = _bucket_shape()
+
+
 class Recorder:
-    """Per-process recording; cheap enough to call for every request."""
+    """Per-process recording; cheap enough to call for every request.
+
+    A request costs a dict increment, not an HDR ``record_value`` (pure Python, ~2.5 us, which was ~2% of
+    a load process's CPU): each second keeps {lowest equivalent value: count}, the same bucket the
+    histogram itself would use, and ``drain`` records those into a histogram once. The result is the
+    same histogram, count for count (tested), at a fraction of the per-request cost.
+    """
 
     def __init__(self) -> None:
-        self.seconds: dict[int, list] = {}  # second -> [histogram, requests, failures]
+        self.seconds: dict[int, list] = {}  # second -> [{lowest equivalent value (us): count}, requests, failures]
         self.errors: dict[str, int] = {}
         self.dropped: dict[int, int] = {}
 
@@ -45,9 +61,16 @@ class Recorder:
         sec = int(done_at)
         slot = self.seconds.get(sec)
         if slot is None:
-            slot = self.seconds[sec] = [new_histogram(), 0, 0]
+            slot = self.seconds[sec] = [{}, 0, 0]
         us = int(latency_ms * 1000.0 + 0.5)
-        slot[0].record_value(min(max(us, LOWEST_US), HIGHEST_US))
+        if us < LOWEST_US:
+            us = LOWEST_US
+        elif us > HIGHEST_US:
+            us = HIGHEST_US
+        shift = (us | _MASK).bit_length() - _OFFSET
+        key = us >> shift << shift
+        counts = slot[0]
+        counts[key] = counts.get(key, 0) + 1
         slot[1] += 1
         if error is not None:
             slot[2] += 1
@@ -57,28 +80,38 @@ class Recorder:
         sec = int(due_at)
         self.dropped[sec] = self.dropped.get(sec, 0) + 1
 
-    def drain(self) -> dict[str, Any]:
-        out = {"seconds": {str(s): [encode(h), n, f] for s, (h, n, f) in self.seconds.items()},
+    def drain(self, encoded: bool = True) -> dict[str, Any]:
+        """Everything recorded since the last drain. Encoded histograms travel in worker reports; the
+        local runner merges in the same process and skips the encode/decode round trip."""
+        pack = (lambda c: encode(_histogram(c))) if encoded else _histogram
+        out = {"seconds": {str(s): [pack(c), n, f] for s, (c, n, f) in self.seconds.items()},
                "errors": self.errors, "dropped": {str(s): n for s, n in self.dropped.items()}}
         self.seconds, self.errors, self.dropped = {}, {}, {}
         return out
 
 
+def _histogram(counts: dict[int, int]) -> Any:
+    hist = new_histogram()
+    for value, n in counts.items():
+        hist.record_value(value, n)
+    return hist
+
+
 @dataclass
 class Second:
-    encoded: list[str] = field(default_factory=list)
+    parts: list[Any] = field(default_factory=list)  # encoded histograms (or histograms, locally)
     requests: int = 0
     failures: int = 0
     dropped: int = 0
 
     def histogram(self) -> Any:
-        return merge(self.encoded)
+        return merge(self.parts)
 
 
-def merge(encoded: Iterable[str]) -> Any:
+def merge(parts: Iterable[Any]) -> Any:
     hist = new_histogram()
-    for e in encoded:
-        hist.add(decode(e))
+    for part in parts:
+        hist.add(decode(part) if isinstance(part, (str, bytes)) else part)
     return hist
 
 
@@ -91,15 +124,15 @@ class Tally:
         self.requests = self.failures = self.dropped = 0
 
     def add(self, batch: dict[str, Any]) -> None:
-        for sec, (enc, n, f) in batch.get("seconds", {}).items():
+        for sec, (part, n, f) in batch.get("seconds", {}).items():
             slot = self.seconds.setdefault(int(sec), Second())
-            slot.encoded.append(enc)
+            slot.parts.append(part)
             slot.requests += n
             slot.failures += f
             self.requests += n
             self.failures += f
-            if len(slot.encoded) > 8:  # keep memory flat on long runs with many workers
-                slot.encoded = [encode(slot.histogram())]
+            if len(slot.parts) > 8:  # keep memory flat on long runs with many workers
+                slot.parts = [slot.histogram()]
         for key, n in batch.get("errors", {}).items():
             self.errors[key] = self.errors.get(key, 0) + n
         for sec, n in batch.get("dropped", {}).items():
@@ -114,12 +147,12 @@ class Tally:
                 w.requests += slot.requests
                 w.failures += slot.failures
                 w.dropped += slot.dropped
-                for e in slot.encoded:
-                    w.hist.add(decode(e))
+                for part in slot.parts:
+                    w.hist.add(decode(part) if isinstance(part, (str, bytes)) else part)
         return w
 
     def to_json(self) -> dict[str, Any]:
-        return {"seconds": {str(s): [[encode(v.histogram())] if v.encoded else [], v.requests, v.failures,
+        return {"seconds": {str(s): [[encode(v.histogram())] if v.parts else [], v.requests, v.failures,
                                      v.dropped] for s, v in sorted(self.seconds.items())},
                 "requests": self.requests, "failures": self.failures, "dropped": self.dropped,
                 "errors": self.errors}
