@@ -166,6 +166,24 @@ def test_sigterm_mid_run_leaves_a_partial_summary_and_exits_130(srv, tmp_path, e
     assert s["duration_s"] < 30
 
 
+def test_sigterm_during_a_slow_ramp_on_two_processes_still_reconciles(srv, tmp_path, env):
+    """Locust's shape tick blocks while it ramps users up; the stop must still reach both workers and bring
+    back their last batches."""
+    srv.configure(latency_ms=2)
+    cfg = write_config(tmp_path, url_config(srv, "  - {duration: 60s, users: 40, spawn_rate: 2}", "processes: 2\n"))
+    proc = subprocess.Popen([sys.executable, "-m", "sme", "loadtest", "-c", str(cfg), "--out", "run"], env=env,
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_requests(srv, 300)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err + out
+    s = summary(tmp_path / "run")
+    assert s["partial"] is True and s["requests"] > 300
+    assert s["requests"] == srv.stats()["requests"]
+    assert s["duration_s"] < 20, "stopped mid-ramp, not at the end of the stage"
+
+
 def test_gateway_target_sends_the_api_key_from_the_deploy_state(srv, tmp_path, env):
     _state(env, "churn", outputs={"gateway_url": f"{srv.url}/prod/invocations"}, secrets={"api_key": "k-123"})
     cfg = write_config(tmp_path, "target: {gateway: churn}\n"
