@@ -31,6 +31,8 @@ def parse_duration(value: object) -> float:
 
 
 def format_duration(seconds: float) -> str:
+    if seconds < 0:
+        return "-" + format_duration(-seconds)
     seconds = int(round(seconds))
     h, rest = divmod(seconds, 3600)
     m, s = divmod(rest, 60)

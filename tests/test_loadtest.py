@@ -111,8 +111,9 @@ def test_a_master_with_two_workers_counts_exactly(srv, tmp_path, env):
     try:
         out, err = master.communicate(timeout=90)
         assert master.returncode == 0, err + out
-        for w in workers:
-            w.wait(timeout=30)
+        worker_logs = [w.communicate(timeout=30) for w in workers]
+        assert all(w.returncode == 0 for w in workers), worker_logs
+        assert not any("Traceback" in o + e for o, e in worker_logs), worker_logs
     finally:
         for p in (master, *workers):
             if p.poll() is None:

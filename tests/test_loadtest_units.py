@@ -14,7 +14,7 @@ from sme.loadtest import config
 from sme.loadtest.payloads import BodyPicker
 from sme.loadtest.shapes import ArrivalClock, Schedule
 from sme.loadtest.slo import evaluate
-from sme.loadtest.stats import Recorder, Tally, new_histogram
+from sme.loadtest.stats import Recorder, Tally, clock_skew, new_histogram
 
 BASE = "target: {url: 'http://127.0.0.1:9/x'}\npayload: {body: 'a'}\n"
 
@@ -178,6 +178,19 @@ def test_recorder_keeps_the_same_histogram_as_recording_each_value():
         assert kept.get_value_at_percentile(p) == direct.get_value_at_percentile(p)
 
 
+def test_a_worker_with_a_skewed_clock_records_in_the_masters_seconds():
+    assert clock_skew(None, 1000.0) == 0.0
+    assert clock_skew(1000.0, 1000.03) == 0.0, "a message's trip is not a skew"
+    assert clock_skew(1000.0, 1003.5) == pytest.approx(3.5)
+    assert clock_skew(1000.0, 998.0) == pytest.approx(-2.0)
+    rec = Recorder()
+    rec.offset = clock_skew(1000.0, 1003.5)  # this worker's clock runs 3.5 s ahead
+    rec.record(1013.6, 5.0, None)  # 1013.6 on this clock is 1010.1 on the master's
+    rec.drop(1014.0)
+    batch = rec.drain()
+    assert list(batch["seconds"]) == ["1010"] and batch["dropped"] == {"1010": 1}
+
+
 def test_percentiles_have_three_significant_digits():
     h = new_histogram()
     for v in range(1, 100_001):
@@ -225,3 +238,9 @@ def test_the_fast_signer_signs_exactly_like_botocore(token):
     expected = auth.signature(auth.string_to_sign(req, auth.canonical_request(req)), req)
     assert ours["Authorization"].endswith(f"Signature={expected}")
     assert ours.get("X-Amz-Security-Token") == token
+
+
+def test_durations_in_the_live_line_read_right_even_below_zero():
+    from sme.units import format_duration
+
+    assert [format_duration(s) for s in (0, 59.6, 61, 3725, -1.2)] == ["0s", "1m00s", "1m01s", "1h02m05s", "-1s"]

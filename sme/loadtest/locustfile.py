@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import math
 import os
 import time
@@ -34,7 +35,7 @@ from sme.loadtest.config import Stage
 from sme.loadtest.payloads import BodyPicker, read_bodies
 from sme.loadtest.progress import Progress
 from sme.loadtest.shapes import ArrivalClock, Schedule
-from sme.loadtest.stats import Recorder, error_key
+from sme.loadtest.stats import Recorder, clock_skew, error_key
 
 with open(os.environ["SME_LOADTEST_PLAN"]) as fh:
     PLAN = json.load(fh)
@@ -145,6 +146,17 @@ def _start_scheduler(index: int, workers: int, t0: float) -> None:
         _state["scheduler"] = gevent.spawn(_scheduler, index, workers, t0)
 
 
+def _on_start_message(data: dict) -> None:
+    """A worker learns the common start, in the master's clock. A worker on another machine whose clock is
+    off by more than CLOCK_TOLERANCE_S (the estimate includes the message's trip) moves the start into its
+    own clock and records completion times back in the master's, so that seconds line up across machines."""
+    skew = clock_skew(data.get("sent_at"), time.time())
+    if skew:
+        RECORDER.offset = skew
+        logging.getLogger("sme").warning("this worker's clock is %+.2fs off the master's: correcting its times", skew)
+    _start_scheduler(data["index"], data["workers"], data["t0"] + skew)
+
+
 def _stop_scheduler() -> None:
     if _state["scheduler"] is not None:
         _state["scheduler"].kill(block=True)
@@ -167,7 +179,7 @@ def _on_request(request_type, name, response_time, response_length, response=Non
 def _on_init(environment, **_kw) -> None:  # type: ignore[no-untyped-def]
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
-        runner.register_message("sme_start", lambda environment, msg: _start_scheduler(**msg.data))
+        runner.register_message("sme_start", lambda environment, msg: _on_start_message(msg.data))
 
         def report(client_id, data) -> None:  # type: ignore[no-untyped-def]
             data["sme"] = RECORDER.drain()
@@ -231,8 +243,8 @@ class SmeShape(LoadTestShape):
                 workers = sorted(c.id for c in self.runner.clients.all)
                 progress.after_stop = lambda: _quit_workers(self.runner, workers)
                 for i, client_id in enumerate(workers):
-                    self.runner.send_message("sme_start", {"index": i, "workers": len(workers), "t0": t0},
-                                             client_id=client_id)
+                    self.runner.send_message("sme_start", {"index": i, "workers": len(workers), "t0": t0,
+                                                           "sent_at": time.time()}, client_id=client_id)
             else:
                 _start_scheduler(0, 1, t0)
         elif progress.end_if_due():  # (never on the first tick: the users must be started once)

@@ -101,7 +101,7 @@ class Progress:
         start = max(end - 3, int(self.started_at or 0))
         w = self.tally.window(start, end)  # the last few settled seconds
         p50, p99 = w.percentiles_ms(50.0, 99.0)
-        return {"elapsed": round(t, 1), "remaining": round(max(0.0, self.schedule.end - t), 1), "stage": stage,
+        return {"elapsed": round(max(0.0, t), 1), "remaining": round(max(0.0, self.schedule.end - t), 1), "stage": stage,
                 "users": None if self.schedule.open else self.runner.user_count, "rate": rate,
                 "requests": self.tally.requests, "failures": self.tally.failures, "dropped": self.tally.dropped,
                 "rps": round(w.requests / max(1, end - start), 1), "p50": p50, "p99": p99, "breach": self.breach}

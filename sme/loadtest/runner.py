@@ -52,7 +52,7 @@ def run_loadtest(config_path: str, out: str | None, mode: Mode, env: Any) -> int
         _prepare_out(out_dir, config_path, mode)
         plan = _plan(lt, target, config_path, work)
         (work / "plan.json").write_text(json.dumps(plan))
-        child = _Child(_locust_args(lt, mode, out_dir), work, out_dir, env)
+        child = _Child(_locust_args(lt, mode, out_dir), work, out_dir, env, log_to_stderr=mode.role == "worker")
         interrupted = child.run(lambda line: _display(env, line), lt.duration)
         if mode.role == "worker":
             return int(ExitStatus.INTERRUPTED) if interrupted else int(ExitStatus.OK)
@@ -128,14 +128,15 @@ def _free_port() -> int:
 class _Child:
     """The Locust process: started in its own session, followed through its progress file."""
 
-    def __init__(self, args: list[str], work: Path, out_dir: Path, env: Any):
+    def __init__(self, args: list[str], work: Path, out_dir: Path, env: Any, log_to_stderr: bool = False):
         self.args, self.work, self.out_dir, self.env = args, work, out_dir, env
+        self.log_to_stderr = log_to_stderr  # a worker keeps no files: its warnings go to the terminal
         self.returncode: int | None = None
         self.signals = 0
 
     def run(self, on_line: Any, planned_s: float) -> bool:
         environ = dict(os.environ, SME_LOADTEST_PLAN=str(self.work / "plan.json"), PYTHONUNBUFFERED="1")
-        log = open(self.out_dir / "locust.log", "ab")
+        log = sys.stderr if self.log_to_stderr else open(self.out_dir / "locust.log", "ab")
         proc = subprocess.Popen([sys.executable, "-m", "sme.loadtest.child", *self.args], env=environ,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         previous = {s: signal.signal(s, lambda *_: self._forward(proc)) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -149,7 +150,8 @@ class _Child:
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
-            log.close()
+            if log is not sys.stderr:
+                log.close()
             _clear_live(self.env)
         self.returncode = proc.returncode
         return self.signals > 0

@@ -56,9 +56,10 @@ class Recorder:
         self.seconds: dict[int, list] = {}  # second -> [{lowest equivalent value (us): count}, requests, failures]
         self.errors: dict[str, int] = {}
         self.dropped: dict[int, int] = {}
+        self.offset = 0.0  # this process's clock minus the master's (see clock_skew)
 
     def record(self, done_at: float, latency_ms: float, error: str | None) -> None:
-        sec = int(done_at)
+        sec = int(done_at - self.offset)
         slot = self.seconds.get(sec)
         if slot is None:
             slot = self.seconds[sec] = [{}, 0, 0]
@@ -77,7 +78,7 @@ class Recorder:
             self.errors[error] = self.errors.get(error, 0) + 1
 
     def drop(self, due_at: float) -> None:
-        sec = int(due_at)
+        sec = int(due_at - self.offset)
         self.dropped[sec] = self.dropped.get(sec, 0) + 1
 
     def drain(self, encoded: bool = True) -> dict[str, Any]:
@@ -190,6 +191,18 @@ class Window:
         out["max"] = h.get_max_value() / 1000.0
         out["mean"] = round(h.get_mean_value() / 1000.0, 3)
         return out
+
+
+CLOCK_TOLERANCE_S = 0.1
+
+
+def clock_skew(sent_at: float | None, received_at: float) -> float:
+    """How far a worker's clock is ahead of the master's, from a message stamped when sent (0 when within
+    CLOCK_TOLERANCE_S: a message's trip on a network is well under that, so a larger gap is the clocks')."""
+    if sent_at is None:
+        return 0.0
+    skew = received_at - sent_at
+    return skew if abs(skew) > CLOCK_TOLERANCE_S else 0.0
 
 
 def error_key(status: int | None, exception: BaseException | None) -> str:
