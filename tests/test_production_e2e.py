@@ -226,7 +226,7 @@ GATEWAY = """gateway:
 """
 
 
-def test_front_door_is_created_key_required_and_removed_by_teardown(sme, vpc, model_tar, boto, tmp_path):
+def test_front_door_is_created_key_required_and_removed_by_teardown(sme, vpc, model_tar, boto, tmp_path, moto):
     cfg = write_config(tmp_path, vpc, model_tar, extra=GATEWAY)
     first = sme("deploy", "-c", cfg, *FAST)
     assert first.returncode == 0, first.stderr
@@ -238,7 +238,8 @@ def test_front_door_is_created_key_required_and_removed_by_teardown(sme, vpc, mo
     apigw = boto("apigateway")
     [api] = apigw.get_rest_apis()["items"]
     assert api["endpointConfiguration"]["types"] == ["REGIONAL"]
-    assert url == f"https://{api['id']}.execute-api.us-east-1.amazonaws.com/prod/invoke"
+    assert url == f"{moto.url}/restapis/{api['id']}/prod/_user_request_/invoke"  # the local AWS's execute-api
+    assert api["binaryMediaTypes"] == ["*/*"]
     resource = next(r for r in apigw.get_resources(restApiId=api["id"])["items"] if r["path"] == "/invoke")
     method = apigw.get_method(restApiId=api["id"], resourceId=resource["id"], httpMethod="POST")
     assert method["apiKeyRequired"] is True
@@ -271,6 +272,62 @@ def test_front_door_is_created_key_required_and_removed_by_teardown(sme, vpc, mo
     assert boto("logs").describe_log_groups(logGroupNamePrefix="/aws/lambda/sme-")["logGroups"] == []
     assert [r for r in boto("iam").list_roles()["Roles"] if r["RoleName"].startswith("sme-")] == []
     assert not state_file.exists()
+
+
+def test_requests_through_the_front_door_run_the_real_proxy_to_the_endpoint(sme, vpc, model_tar, tmp_path, moto):
+    """API Gateway -> Lambda -> InvokeEndpoint, each for real: the key and the usage plan's throttle are
+    enforced by the local execute-api, the proxy's own code runs in a Lambda runtime process, and its
+    InvokeEndpoint call reaches moto's sagemaker-runtime."""
+    import urllib.error
+    import urllib.request
+
+    cfg = write_config(tmp_path, vpc, model_tar, extra=GATEWAY)
+    assert sme("deploy", "-c", cfg, *FAST).returncode == 0
+    state = json.loads((tmp_path / ".sme" / "churn.json").read_text())
+    url, key = state["outputs"]["gateway_url"], state["secrets"]["api_key"]
+
+    def post(target, body=b"1,2,3", headers=None):
+        req = urllib.request.Request(target, data=body, method="POST",
+                                     headers={"Content-Type": "text/csv", **(headers or {})})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status, resp.read(), dict(resp.headers)
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read(), dict(exc.headers)
+
+    assert post(url)[:2] == (403, b'{"message": "Forbidden"}'), "no key, no entry"
+    assert post(url, headers={"x-api-key": "not-the-key"})[0] == 403
+    assert post(url.replace("/invoke", "/nowhere"), headers={"x-api-key": key})[:2] == \
+        (403, b'{"message": "Missing Authentication Token"}')
+    moto.recorder.reset()
+    status, body, headers = post(url, headers={"x-api-key": key})
+    assert (status, body) == (200, b"body"), body  # moto's canned InvokeEndpoint reply, through the proxy
+    assert "X-Sme-Latency-Ms" in headers
+    assert [c.path for c in moto.recorder.calls if c.service == "sagemaker"] == ["/endpoints/churn/invocations"]
+    assert post(url, body=b"", headers={"x-api-key": key})[0] == 400, "the proxy's own answer to an empty body"
+
+    via = sme("invoke", "--name", "churn", "--body", "1,2,3", "--via", "gateway")
+    assert via.returncode == 0 and via.stdout == "body", via.stderr
+
+    # the plan allows 20 requests/s with a burst of 40: a quick 70 must meet 429s
+    statuses = [post(url, headers={"x-api-key": key})[0] for _ in range(70)]
+    assert statuses.count(429) > 0 and set(statuses) == {200, 429}
+    assert statuses.count(200) <= 40 + 20 * 10  # never more than burst + rate x the seconds it took
+
+
+def test_a_load_test_through_the_front_door_reconciles_with_the_gateway(sme, vpc, model_tar, tmp_path, moto):
+    """`sme loadtest` with `gateway: churn`: the key from the state file, every request through API Gateway's
+    key check, the proxy and InvokeEndpoint; the counts match what the local execute-api served."""
+    assert sme("deploy", "-c", write_config(tmp_path, vpc, model_tar, extra=GATEWAY), *FAST).returncode == 0
+    (tmp_path / "lt.yaml").write_text("target: {gateway: churn}\npayload: {body: '1,2,3', content_type: text/csv}\n"
+                                      "stages:\n  - {duration: 3s, rate: 8}\nslo: {error_rate: 0}\n")
+    moto.recorder.reset()
+    run = sme("loadtest", "-c", "lt.yaml", "--out", "run")
+    assert run.returncode == 0, run.stderr + run.stdout
+    s = json.loads((tmp_path / "run" / "summary.json").read_text())
+    served = [c for c in moto.recorder.calls if c.service == "execute-api"]
+    invoked = [c for c in moto.recorder.calls if c.service == "sagemaker" and c.path.endswith("/invocations")]
+    assert s["requests"] == len(served) == len(invoked) == 24 and s["failures"] == 0
 
 
 def test_removing_the_gateway_section_removes_the_front_door(sme, vpc, model_tar, boto, tmp_path):

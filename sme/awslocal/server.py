@@ -4,7 +4,9 @@
 them, see ``sme.awslocal.sagemaker_ext``) through a small WSGI middleware that
 
 - records each call as a ``Call`` (service, operation, mutating?) for tests that count API calls;
-- lets a ``fault`` hook answer a call with an error instead of moto (throttling, 500s), for fault tests.
+- lets a ``fault`` hook answer a call with an error instead of moto (throttling, 500s), for fault tests;
+- answers calls to deployed REST APIs (``/restapis/{id}/{stage}/_user_request_/...``) itself, running
+  their Lambda proxies for real (``sme.awslocal.execute_api``).
 
 Moto's own endpoints (``/moto-api/...``) pass through unrecorded.
 """
@@ -18,6 +20,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs
+
+from sme.awslocal import execute_api
 
 MUTATING_PREFIXES = ("Create", "Update", "Delete", "Put", "Register", "Deregister", "Attach", "Detach",
                      "Tag", "Untag", "Upload", "Start", "Stop", "Modify", "Add", "Remove", "Invoke",
@@ -35,6 +39,8 @@ class Call:
 
     @property
     def mutating(self) -> bool:
+        if self.service == "execute-api":
+            return False
         if self.operation.startswith(("Get", "List", "Describe", "Head", "Search", "Batch")) \
                 and not self.operation.startswith("BatchDelete"):
             return False
@@ -59,6 +65,10 @@ class Recorder:
         path = environ.get("PATH_INFO", "")
         if path.startswith("/moto-api"):
             return self.app(environ, start_response)
+        if execute_api.is_execute_api(path):  # a call to a deployed REST API, not to AWS's control plane
+            with self._lock:
+                self.calls.append(Call("execute-api", f"{environ.get('REQUEST_METHOD')} {path}", "INVOKE", path))
+            return execute_api.handle(environ, start_response)
         call = self._identify(environ)
         with self._lock:
             self.calls.append(call)
@@ -141,6 +151,7 @@ class MotoServer:
         sagemaker_ext.install()
         __import__("sme.awslocal.quotas_ext", fromlist=["install"]).install()  # SageMaker quotas (issue 3)
         autoscaling_ext.install()
+        execute_api.install()
         logging.getLogger("werkzeug").setLevel(logging.CRITICAL)  # moto answers errors itself
         self.recorder = Recorder(DomainDispatcherApplication(create_backend_app))
         self._server = make_server(self.host, self.port, self.recorder, threaded=True)
@@ -161,10 +172,12 @@ class MotoServer:
         from sme.awslocal import sagemaker_ext
 
         sagemaker_ext.LIFECYCLE.reset()
+        execute_api.reset()
         if self.recorder:
             self.recorder.reset()
 
     def stop(self) -> None:
+        execute_api.reset()
         if self._server:
             self._server.shutdown()
             self._server.server_close()

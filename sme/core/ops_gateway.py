@@ -96,9 +96,11 @@ def create_gateway_api(ctx: ExecContext, step: Step) -> None:
     spec: GatewaySpec = step.params
     apigw, region = ctx.aws.client("apigateway"), ctx.aws.region
     with aws_call("apigateway:CreateRestApi", spec.api_name):
+        # binary media types */*: every body reaches the proxy base64-encoded, byte for byte (images, protobuf,
+        # npy as well as CSV), and a base64 reply of the proxy goes back to the client as bytes
         api = apigw.create_rest_api(name=spec.api_name, description=f"sme front door for {spec.experiment}",
-                                    endpointConfiguration={"types": ["REGIONAL"]}, tags=dict(ctx.desired.tags)
-                                    if ctx.desired else {})
+                                    endpointConfiguration={"types": ["REGIONAL"]}, binaryMediaTypes=["*/*"],
+                                    tags=dict(ctx.desired.tags) if ctx.desired else {})
     api_id = api["id"]
     ctx.record("gateway-api", api_id, api_name=spec.api_name)
     with aws_call("apigateway:GetResources", api_id):
@@ -121,9 +123,20 @@ def create_gateway_api(ctx: ExecContext, step: Step) -> None:
             SourceArn=f"arn:{partition}:execute-api:{region}:{account}:{api_id}/*/POST/{spec.path}")
     with aws_call("apigateway:CreateDeployment", f"{api_id}/{spec.stage}"):
         apigw.create_deployment(restApiId=api_id, stageName=spec.stage, description="sme deploy")
-    suffix = ".com.cn" if region.startswith("cn-") else ".com"
-    ctx.state.outputs["gateway_url"] = f"https://{api_id}.execute-api.{region}.amazonaws{suffix}/{spec.stage}/{spec.path}"
+    ctx.state.outputs["gateway_url"] = invoke_url(apigw.meta.endpoint_url, api_id, region, spec.stage, spec.path)
     ctx.save()
+
+
+def invoke_url(control_plane_url: str, api_id: str, region: str, stage: str, path: str) -> str:
+    """The URL clients call. API Gateway's own host in AWS; against a local AWS (an endpoint URL that is not
+    amazonaws.com: ``sme local``, tests), that server's execute-api route, which runs the proxy for real."""
+    from urllib.parse import urlsplit
+
+    host = urlsplit(control_plane_url).hostname or ""
+    if host.endswith((".amazonaws.com", ".amazonaws.com.cn")):
+        suffix = ".com.cn" if host.endswith(".cn") else ".com"
+        return f"https://{api_id}.execute-api.{region}.amazonaws{suffix}/{stage}/{path}"
+    return f"{control_plane_url.rstrip('/')}/restapis/{api_id}/{stage}/_user_request_/{path}"
 
 
 @handles("update_usage_plan")
