@@ -250,10 +250,11 @@ class Runtimes:
         limit = min(float(fn.timeout or 3), INTEGRATION_TIMEOUT_S)
         try:
             reply = env.call(event, limit)
-        except (OSError, ValueError):
+        except (OSError, ValueError):  # the runtime died mid-call, or answered garbage
             reply = None
             env.kill()
-        self._release(fn.function_arn, env)
+        finally:
+            self._release(fn.function_arn, env)
         if reply is None:
             return (504, "Endpoint request timed out") if limit >= INTEGRATION_TIMEOUT_S else (502, "Internal server error")
         if "error" in reply:
