@@ -185,6 +185,24 @@ def test_sigterm_during_a_slow_ramp_on_two_processes_still_reconciles(srv, tmp_p
     assert s["duration_s"] < 20, "stopped mid-ramp, not at the end of the stage"
 
 
+def test_the_load_stops_when_the_sme_process_dies(srv, tmp_path, env):
+    """The load process has its own session (so Ctrl-C reaches it only through sme). If sme itself is
+    killed, the load must not go on alone against the target."""
+    cfg = write_config(tmp_path, url_config(srv, "  - {duration: 60s, users: 4}"))
+    proc = subprocess.Popen([sys.executable, "-m", "sme", "loadtest", "-c", str(cfg), "--out", "run"], env=env,
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_requests(srv, 200)
+    proc.kill()
+    proc.communicate(timeout=10)
+    deadline = time.monotonic() + 15
+    while True:
+        before = srv.stats()["requests"]
+        time.sleep(1.5)
+        if srv.stats()["requests"] == before:
+            break
+        assert time.monotonic() < deadline, "the load process kept sending after sme was killed"
+
+
 def test_gateway_target_sends_the_api_key_from_the_deploy_state(srv, tmp_path, env):
     _state(env, "churn", outputs={"gateway_url": f"{srv.url}/prod/invocations"}, secrets={"api_key": "k-123"})
     cfg = write_config(tmp_path, "target: {gateway: churn}\n"

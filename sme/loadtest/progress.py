@@ -38,6 +38,7 @@ class Progress:
         self.local_sample: Any = lambda: None
         self.after_stop: Any = lambda: None
         self._out = open(plan["progress"], "a", buffering=1)
+        self._parent = os.getppid()  # the sme CLI: if it dies, this run stops instead of loading on alone
 
     def start(self, t0: float) -> None:
         """Start the clock at wall time t0 (now, or a moment ahead for the open model's common start)."""
@@ -45,6 +46,10 @@ class Progress:
         self._t0 = time.perf_counter() + (t0 - time.time())
         self.end_elapsed: float | None = None
         gevent.spawn(self._loop)
+
+    def _stop_if_orphaned(self) -> None:
+        if os.getppid() != self._parent and not os.path.exists(self.plan["stop_file"]):
+            open(self.plan["stop_file"], "a").close()  # as if the user pressed Ctrl-C: stop, write what we have
 
     def _stop_if_stuck(self) -> None:
         """A stop asked for while Locust ramps users up (its shape tick blocks for the whole ramp):
@@ -92,6 +97,7 @@ class Progress:
             rate = self.schedule.rate_at(t) if self.schedule.open else None
             self.per_second[int(time.time())] = [stage, self.runner.user_count, rate]
             self._check_steps(t)
+            self._stop_if_orphaned()
             self._stop_if_stuck()
             self._out.write(json.dumps(self._line(t, stage, rate)) + "\n")
             gevent.sleep(1.0 - (time.time() % 1.0) + 0.05)

@@ -141,15 +141,21 @@ class _Child:
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         previous = {s: signal.signal(s, lambda *_: self._forward(proc)) for s in (signal.SIGINT, signal.SIGTERM)}
         progress = self.work / "progress.jsonl"
-        pos = 0
+        pos, announced = 0, False
         try:
             while proc.poll() is None:
+                if self.signals and not announced:  # said here, not in the handler (see _forward)
+                    announced = True
+                    self.env.info("stopping: waiting for requests in flight, then writing partial results "
+                                  "(press Ctrl-C again to kill)")
                 time.sleep(0.25)
                 pos = self._follow(progress, pos, on_line)
             self._follow(progress, pos, on_line)
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
+            if proc.poll() is None:  # this process is failing: never leave a load generator running behind it
+                _kill_group(proc)
             if log is not sys.stderr:
                 log.close()
             _clear_live(self.env)
@@ -157,11 +163,11 @@ class _Child:
         return self.signals > 0
 
     def _forward(self, proc: subprocess.Popen) -> None:
+        """The signal handler: system calls only. It runs between any two bytecodes of this process, also in
+        the middle of an import (rich, on the first live line), so it must not import or print itself."""
         self.signals += 1
         try:
             if self.signals == 1:
-                self.env.info("stopping: waiting for requests in flight, then writing partial results "
-                              "(press Ctrl-C again to kill)")
                 # the load process checks for this file once a second and ends the run as if on time;
                 # before the run has started there is nothing to save, so Locust is simply interrupted
                 (self.work / "stop").touch()
@@ -184,6 +190,17 @@ class _Child:
                     return pos
                 pos += len(line.encode())
                 on_line(json.loads(line))
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        pass
 
 
 _live: dict[str, Any] = {"live": None, "last": 0.0}
