@@ -98,6 +98,8 @@ def handle(environ: dict, start_response: Callable) -> Iterable[bytes]:
     if integration is None or integration.integration_type != "AWS_PROXY" or ":lambda:path/" not in (integration.uri or ""):
         return _message(start_response, 500, "Internal server error")
     function_arn = integration.uri.split("/functions/", 1)[1].rsplit("/invocations", 1)[0]
+    from sme.awslocal.server import _read_body  # (server imports this module)
+
     body = _read_body(environ)
     binary_types = list(getattr(api, "binaryMediaTypes", None) or getattr(api, "binary_media_types", None) or [])
     as_binary = bool(body) and (_matches(binary_types, headers.get("content-type", "")) or not _is_utf8(body))
@@ -361,14 +363,6 @@ def _query(environ: dict) -> dict[str, str]:
     from urllib.parse import parse_qsl
 
     return dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
-
-
-def _read_body(environ: dict) -> bytes:
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    return environ["wsgi.input"].read(length) if length else b""
 
 
 def _is_utf8(body: bytes) -> bool:
