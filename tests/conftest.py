@@ -119,3 +119,10 @@ def sme(aws_env, tmp_path):
         return run_sme(*args, **kw)
 
     return run
+
+
+# Run from a background job (`pytest &` in a script), this process starts with SIGINT ignored, and its
+# subprocesses would inherit that: the Ctrl-C tests then hang. Restore Python's own handler.
+import signal as _signal  # noqa: E402
+
+_signal.signal(_signal.SIGINT, _signal.default_int_handler)
