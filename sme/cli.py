@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from sme import __version__
 from sme.errors import ExitStatus
+
+if TYPE_CHECKING:
+    from sme.console import Env
 
 # command name -> module under sme.commands defining `command` (a click.Command)
 COMMANDS = {
@@ -58,40 +62,40 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="sme")
 @click.option("-v", "--verbose", is_flag=True, help="Show tracebacks and debug detail on errors.")
-@click.pass_context
-def cli(ctx: click.Context, verbose: bool) -> None:
+@click.pass_obj
+def cli(env, verbose: bool) -> None:  # type: ignore[no-untyped-def]
     """Deploy, load-test and watch Amazon SageMaker real-time endpoints, repeatably, from a shell."""
-    from sme.console import ENV
-
-    ENV.verbose = verbose
+    env.verbose = verbose
 
 
 def main(argv: list[str] | None = None) -> None:
     sys.exit(run(argv))
 
 
-def run(argv: list[str] | None = None) -> int:
-    """Run the CLI and return the exit status; every exception ends here."""
-    from sme.console import ENV
+def run(argv: list[str] | None = None, env: "Env | None" = None) -> int:
+    """Run the CLI and return the exit status; every exception ends here. ``env`` (streams, clock) is handed
+    down to every command (tests pass their own)."""
+    from sme.console import Env
 
+    env = env or Env()
     args = list(sys.argv[1:] if argv is None else argv)
     verbose = "-v" in args or "--verbose" in args
     try:
-        rv = cli.main(args=args, prog_name="sme", standalone_mode=False)
+        rv = cli.main(args=args, prog_name="sme", standalone_mode=False, obj=env)
         return int(rv) if isinstance(rv, int) else ExitStatus.OK
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.Abort:
-        _say(ENV, "sme: interrupted")
+        _say(env, "sme: interrupted")
         return ExitStatus.INTERRUPTED
     except click.ClickException as exc:
-        exc.show(file=ENV.stderr)
+        exc.show(file=env.stderr)
         return ExitStatus.USAGE
     except KeyboardInterrupt:
-        _say(ENV, "sme: interrupted")
+        _say(env, "sme: interrupted")
         return ExitStatus.INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - the one boundary
-        return _report(ENV, exc, verbose)
+        return _report(env, exc, verbose)
 
 
 def _report(env, exc: Exception, verbose: bool) -> int:  # type: ignore[no-untyped-def]

@@ -48,5 +48,3 @@ class Env:
     def info(self, message: str) -> None:
         self.err.print(message, markup=False)
 
-
-ENV = Env()

@@ -48,7 +48,7 @@ def _no_real_aws(tmp_path_factory):
 @pytest.fixture(scope="session")
 def moto_server():
     """A moto server (with sme's SageMaker extensions) on 127.0.0.1, shared by the session."""
-    from sme.awslocal.server import MotoServer
+    from sme.local.aws.server import MotoServer
 
     server = MotoServer().start()
     yield server

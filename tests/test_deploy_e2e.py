@@ -61,7 +61,7 @@ def test_dry_run_prints_plan_and_changes_nothing(sme, vpc, model_tar, moto):
 
 
 def test_fresh_deploy_then_repeat_is_a_no_op(sme, vpc, model_tar, moto, boto, aws_env, tmp_path):
-    from sme.awslocal.sagemaker_ext import LIFECYCLE
+    from sme.local.aws.patches.sagemaker import LIFECYCLE
 
     LIFECYCLE.describes_to_ready = 3
     first = sme(*deploy_args(vpc, model_tar))
@@ -100,7 +100,7 @@ def test_count_change_updates_the_endpoint(sme, vpc, model_tar, moto, boto):
 
 
 def test_injected_failure_exits_nonzero_with_reason(sme, vpc, model_tar):
-    from sme.awslocal.sagemaker_ext import LIFECYCLE
+    from sme.local.aws.patches.sagemaker import LIFECYCLE
 
     LIFECYCLE.fail_next["churn"] = "The primary container for production variant AllTraffic did not pass the ping health check."
     result = sme(*deploy_args(vpc, model_tar))
@@ -110,7 +110,7 @@ def test_injected_failure_exits_nonzero_with_reason(sme, vpc, model_tar):
 
 
 def test_silent_rollback_is_reported_as_failure(sme, vpc, model_tar):
-    from sme.awslocal.sagemaker_ext import LIFECYCLE
+    from sme.local.aws.patches.sagemaker import LIFECYCLE
 
     assert sme(*deploy_args(vpc, model_tar, count=2)).returncode == 0
     LIFECYCLE.rollback_next["churn"] = "update failed health checks"
@@ -120,7 +120,7 @@ def test_silent_rollback_is_reported_as_failure(sme, vpc, model_tar):
 
 
 def test_deploy_killed_while_waiting_converges_when_run_again(sme, vpc, model_tar, moto, aws_env, tmp_path, boto):
-    from sme.awslocal.sagemaker_ext import LIFECYCLE
+    from sme.local.aws.patches.sagemaker import LIFECYCLE
 
     LIFECYCLE.hold.add("churn")
     proc = subprocess.Popen([sys.executable, "-m", "sme", *deploy_args(vpc, model_tar)], env=aws_env, cwd=tmp_path,

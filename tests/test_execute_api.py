@@ -1,4 +1,4 @@
-"""The local execute-api (sme.awslocal.execute_api) with functions other than sme's proxy: what a Lambda
+"""The local execute-api (sme.local.aws.execute_api) with functions other than sme's proxy: what a Lambda
 proxy can do wrong, and what API Gateway answers then. Real runtime processes, real HTTP on 127.0.0.1."""
 
 from __future__ import annotations

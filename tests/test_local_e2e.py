@@ -14,7 +14,7 @@ from tests.conftest import run_sme
 
 @pytest.fixture(scope="module")
 def local_aws(tmp_path_factory):
-    from sme.awslocal.local import LocalAws
+    from sme.local.aws.twin import LocalAws
 
     local = LocalAws(workdir=tmp_path_factory.mktemp("local"), metrics_period=1.0, scaling_period=1.0,
                      scaling_window=5.0).start()

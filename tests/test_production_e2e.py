@@ -132,7 +132,7 @@ def test_rollback_returns_to_the_previous_config_and_verifies(sme, vpc, model_ta
 
 
 def test_rollback_that_sagemaker_undoes_is_reported(sme, vpc, model_tar):
-    from sme.awslocal.sagemaker_ext import LIFECYCLE
+    from sme.local.aws.patches.sagemaker import LIFECYCLE
 
     assert sme(*deploy_args(vpc, model_tar, count=2)).returncode == 0
     assert sme(*deploy_args(vpc, model_tar, count=3)).returncode == 0
@@ -187,7 +187,7 @@ def test_preflight_fails_on_too_few_free_ips_before_any_change(sme, vpc, model_t
 
 @pytest.fixture
 def quotas():
-    from sme.awslocal.quotas_ext import QUOTAS
+    from sme.local.aws.patches.service_quotas import QUOTAS
 
     QUOTAS.clear()
     yield QUOTAS

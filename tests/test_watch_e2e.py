@@ -199,7 +199,7 @@ def test_calls_per_sample_do_not_grow_with_the_metric_count(boto, vpc, moto, sme
 
 
 def test_scaling_activities_become_events_once(boto, vpc, moto, aws_env, tmp_path):
-    from sme.awslocal.autoscaling_ext import add_activity
+    from sme.local.aws.patches.autoscaling import add_activity
 
     make_endpoint(boto, vpc)
     boto("application-autoscaling").register_scalable_target(

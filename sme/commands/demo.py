@@ -6,11 +6,11 @@ import click
               help="Where the results go.")
 @click.option("--minutes", default=3.0, show_default=True, type=click.FloatRange(1, 60),
               help="About how long the demo runs.")
-def command(out, minutes):
+@click.pass_obj
+def command(env, out, minutes):
     """Deploy, load-test, watch and report a real model on a local AWS: no AWS account needed."""
     from pathlib import Path
 
-    from sme.console import ENV
-    from sme.demo import DemoOptions, run_demo
+    from sme.local.demo import DemoOptions, run_demo
 
-    return run_demo(DemoOptions(out=Path(out), minutes=minutes), ENV)
+    return run_demo(DemoOptions(out=Path(out), minutes=minutes), env)

@@ -11,12 +11,12 @@ from sme.commands.options import experiment_options, parse_duration_option
               help="How long to wait for InService.")
 @click.option("--poll-interval", default="15s", callback=parse_duration_option, show_default=True,
               help="How often to check the endpoint while waiting.")
-def command(skip_preflight, dry_run, timeout, poll_interval, **flags):
+@click.pass_obj
+def command(env, skip_preflight, dry_run, timeout, poll_interval, **flags):
     """Create or update an endpoint: plan, then apply (waits for InService)."""
     from sme.commands.options import load_experiment_from_flags
-    from sme.console import ENV
     from sme.deploy import DeployOptions, deploy
 
     exp = load_experiment_from_flags(flags)
     return deploy(exp, DeployOptions(dry_run=dry_run, timeout=timeout, poll=poll_interval,
-                                     skip_preflight=skip_preflight), ENV)
+                                     skip_preflight=skip_preflight), env)

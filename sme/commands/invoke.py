@@ -12,11 +12,11 @@ from sme.commands.options import aws_options
 @click.option("--accept", help="Content type to ask the model for.")
 @click.option("--via", type=click.Choice(["gateway", "endpoint"]),
               help="Through the front door, or straight to the endpoint (default: the front door if there is one).")
-def command(name, config_path, region, profile, body, content_type, accept, via):
+@click.pass_obj
+def command(env, name, config_path, region, profile, body, content_type, accept, via):
     """Send one request; print the reply on stdout and status and latency on stderr."""
     from sme.commands.common import experiment_name
-    from sme.console import ENV
     from sme.core.invoke import invoke
 
     name, region, profile = experiment_name(name, config_path, region, profile)
-    return invoke(name, body, content_type, accept, via, region, profile, ENV)
+    return invoke(name, body, content_type, accept, via, region, profile, env)

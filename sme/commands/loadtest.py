@@ -16,12 +16,12 @@ import click
 @click.option("--master-host", default="127.0.0.1", show_default=True, help="With --worker: the master's address.")
 @click.option("--master-port", type=click.IntRange(1, 65535), default=5557, show_default=True,
               help="The master's port (bound by --master, dialled by --worker).")
-def command(config_path, out, as_master, expect_workers, as_worker, master_host, master_port):
+@click.pass_obj
+def command(env, config_path, out, as_master, expect_workers, as_worker, master_host, master_port):
     """Load-test an endpoint, its front door or any HTTP URL with Locust; check the SLO.
 
     Exits 0 when every SLO check passes, 3 when one fails, 130 when stopped early (partial results).
     """
-    from sme.console import ENV
     from sme.errors import UserError
     from sme.loadtest.runner import Mode, run_loadtest
 
@@ -29,4 +29,4 @@ def command(config_path, out, as_master, expect_workers, as_worker, master_host,
         raise UserError("--master and --worker exclude each other", hint="pick one role per process")
     role = "master" if as_master else "worker" if as_worker else "local"
     mode = Mode(role, master_host, master_port, expect_workers)
-    return run_loadtest(config_path, out, mode, ENV)
+    return run_loadtest(config_path, out, mode, env)

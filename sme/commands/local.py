@@ -11,8 +11,9 @@ def command():
 @click.option("--region", default="us-east-1", show_default=True)
 @click.option("--workdir", type=click.Path(file_okay=False), help="Where runtimes keep artifacts and logs.")
 @click.option("--ready-file", type=click.Path(dir_okay=False), help="Write the environment here once serving.")
-def start(port, region, workdir, ready_file):
+@click.pass_obj
+def start(env, port, region, workdir, ready_file):
     """Serve the local AWS in the foreground until Ctrl-C; prints the environment to export."""
-    from sme.awslocal.cli import run_local
+    from sme.local.start import run_local
 
-    return run_local(port, region, workdir, ready_file)
+    return run_local(env, port, region, workdir, ready_file)

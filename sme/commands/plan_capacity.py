@@ -24,7 +24,8 @@ import click
 @click.option("--watch", "watch_file", type=click.Path(dir_okay=False),
               help="The `sme watch --out` file, if it is not in DIR.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-def command(directory, peak_rps, p99_ms, safety, instances, min_instances, max_error_rate, instance_type, region,
+@click.pass_obj
+def command(env, directory, peak_rps, p99_ms, safety, instances, min_instances, max_error_rate, instance_type, region,
             prices, watch_file, as_json):
     """Plan instances, the autoscaling target and cost from a step run in DIR.
 
@@ -33,8 +34,7 @@ def command(directory, peak_rps, p99_ms, safety, instances, min_instances, max_e
     step held the SLO.
     """
     from sme.capacity import CapacityOptions, run_plan_capacity
-    from sme.console import ENV
 
     opts = CapacityOptions(directory, peak_rps, p99_ms, safety, instances, min_instances, max_error_rate,
                            instance_type, region, prices == "auto", watch_file, as_json)
-    return run_plan_capacity(opts, ENV)
+    return run_plan_capacity(opts, env)

@@ -13,7 +13,8 @@ import click
 @click.option("--region", help="Region for prices (default: from the watched subnets, then AWS_REGION).")
 @click.option("--prices", type=click.Choice(["auto", "table"]), default="auto", show_default=True,
               help="auto: the AWS Pricing API, falling back to sme's price table; table: the table only.")
-def command(directory, out, watch_file, instance_types, region, prices):
+@click.pass_obj
+def command(env, directory, out, watch_file, instance_types, region, prices):
     """Write one self-contained HTML report of a load test and/or watch run in DIR.
 
     Charts share one time axis with the load stages shaded: client req/s and errors, client vs CloudWatch
@@ -22,9 +23,8 @@ def command(directory, out, watch_file, instance_types, region, prices):
     """
     from pathlib import Path
 
-    from sme.console import ENV
     from sme.report.build import ReportOptions, run_report
 
     opts = ReportOptions(Path(directory), Path(out) if out else None, Path(watch_file) if watch_file else None,
                          tuple(instance_types), region, prices == "auto")
-    return run_report(opts, ENV)
+    return run_report(opts, env)

@@ -24,12 +24,12 @@ from sme.commands.options import aws_options, parse_duration_option
 @click.option("--to-csv", "to_csv", type=click.Path(dir_okay=False),
               help="Write the --out file as CSV (one column per series) when the watch ends; "
                    "with no endpoint given, just convert.")
-def command(name, config_path, endpoint, region, profile, subnets, interval, duration, once, out, resume,
+@click.pass_obj
+def command(env, name, config_path, endpoint, region, profile, subnets, interval, duration, once, out, resume,
             as_json, metrics, p99, alert_headroom, to_csv):
     """Sample an endpoint's metrics, instances, scaling and subnet headroom on a fixed schedule."""
     from pathlib import Path
 
-    from sme.console import ENV
     from sme.errors import UserError
     from sme.vpcwatch import WatchOptions, run_watch
 
@@ -39,7 +39,7 @@ def command(name, config_path, endpoint, region, profile, subnets, interval, dur
         if not out:
             raise UserError("--to-csv needs the watch file to convert", hint="pass --out FILE.jsonl")
         rows = export_csv(Path(out), Path(to_csv))
-        ENV.info(f"wrote {to_csv} ({rows} rows)")
+        env.info(f"wrote {to_csv} ({rows} rows)")
         return 0
     if not endpoint or name or config_path:
         from sme.commands.common import experiment_name
@@ -53,7 +53,7 @@ def command(name, config_path, endpoint, region, profile, subnets, interval, dur
                         resume=resume, as_json=as_json, metrics=tuple(metrics), p99=p99,
                         alert_headroom=alert_headroom, to_csv=Path(to_csv) if to_csv else None)
     _sigterm_as_interrupt()
-    return run_watch(opts, ENV)
+    return run_watch(opts, env)
 
 
 def _sigterm_as_interrupt():

@@ -11,7 +11,7 @@ goes the way API Gateway takes it:
   Authentication Token", API Gateway's answer to an unknown route;
 - a method that requires an API key needs an enabled ``x-api-key`` on a usage plan of this stage,
   else 403 "Forbidden"; the plan's throttle (a token bucket: rate and burst) and quota answer 429;
-- the integration's Lambda function runs in a runtime process of its own (``sme.awslocal.lambda_runtime``,
+- the integration's Lambda function runs in a runtime process of its own (``sme.local.aws.lambda_runtime``,
   up to MAX_ENVIRONMENTS per function, reused like warm Lambda environments): its code from the
   function's zip, its handler, its environment variables, its timeout, and AWS calls pointed back at
   this server;
@@ -39,35 +39,11 @@ import uuid
 import zipfile
 from typing import Any, Callable, Iterable
 
+from sme.local.aws.wsgi import read_body
+
 ROUTE = re.compile(r"^/restapis/([^/]+)/([^/]+)/_user_request_(/.*)?$")
 MAX_ENVIRONMENTS = 8
 INTEGRATION_TIMEOUT_S = 29.0
-
-
-_INSTALLED = False
-
-
-def install() -> None:
-    """moto's CreateRestApi drops ``binaryMediaTypes``; keep them, as API Gateway does (idempotent)."""
-    global _INSTALLED
-    if _INSTALLED:
-        return
-    from moto.apigateway.responses import APIGatewayResponse
-
-    original = APIGatewayResponse.create_rest_api
-
-    def create_rest_api(self: Any) -> Any:
-        status, headers, body = original(self)
-        types = self._get_param("binaryMediaTypes")
-        if status == 200 and types:
-            created = json.loads(body)
-            api = self.backend.apis[created["id"]]
-            api.binaryMediaTypes = list(types)
-            body = json.dumps(api.to_dict())
-        return status, headers, body
-
-    APIGatewayResponse.create_rest_api = create_rest_api
-    _INSTALLED = True
 
 
 def is_execute_api(path: str) -> bool:
@@ -98,9 +74,7 @@ def handle(environ: dict, start_response: Callable) -> Iterable[bytes]:
     if integration is None or integration.integration_type != "AWS_PROXY" or ":lambda:path/" not in (integration.uri or ""):
         return _message(start_response, 500, "Internal server error")
     function_arn = integration.uri.split("/functions/", 1)[1].rsplit("/invocations", 1)[0]
-    from sme.awslocal.server import _read_body  # (server imports this module)
-
-    body = _read_body(environ)
+    body = read_body(environ)
     binary_types = list(getattr(api, "binaryMediaTypes", None) or getattr(api, "binary_media_types", None) or [])
     as_binary = bool(body) and (_matches(binary_types, headers.get("content-type", "")) or not _is_utf8(body))
     event = {
@@ -301,7 +275,7 @@ class Runtimes:
                     "AWS_SECRET_ACCESS_KEY": "sme-local-lambda", "AWS_REGION": fn.region,
                     "AWS_DEFAULT_REGION": fn.region, "AWS_LAMBDA_FUNCTION_NAME": fn.function_name,
                     "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_size), "PYTHONUNBUFFERED": "1"})
-        return subprocess.Popen([sys.executable, "-m", "sme.awslocal.lambda_runtime", code_dir, fn.handler or ""],
+        return subprocess.Popen([sys.executable, "-m", "sme.local.aws.lambda_runtime", code_dir, fn.handler or ""],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, start_new_session=True)
 
     def _code_dir(self, fn: Any) -> str:

@@ -33,7 +33,7 @@ class DemoOptions:
 
 
 def run_demo(opts: DemoOptions, env: Env) -> int:
-    from sme.awslocal.local import LocalAws
+    from sme.local.aws.twin import LocalAws
 
     out = opts.out.resolve()
     if out.exists() and any(out.iterdir()) and not (out / "sme.yaml").exists():
@@ -172,15 +172,8 @@ def _start(args: list[str], env: dict, cwd: Path, quiet: bool = False) -> subpro
 
 
 def _report(out: Path, env: dict, console: Env) -> None:
-    from sme.cli import COMMANDS
-
-    try:
-        __import__("sme.commands.report")
-    except ImportError:
-        return
-    if "report" in COMMANDS:
-        # the local AWS has no Pricing API: use sme's price table
-        proc = subprocess.run([sys.executable, "-m", "sme", "report", str(out), "--instance-type", "ml.m5.large",
-                               "--prices", "table"], env=env, cwd=out)
-        if proc.returncode != 0:
-            console.info(f"sme report exited with {proc.returncode}; the raw results are still in {out}")
+    # the local AWS has no Pricing API: use sme's price table
+    proc = subprocess.run([sys.executable, "-m", "sme", "report", str(out), "--instance-type", "ml.m5.large",
+                           "--prices", "table"], env=env, cwd=out)
+    if proc.returncode != 0:
+        console.info(f"sme report exited with {proc.returncode}; the raw results are still in {out}")

@@ -64,7 +64,7 @@ class Scaler:
             return
         self.last_any[key] = now
         self.endpoints.resize(ep, endpoint, variant, wanted)
-        from sme.awslocal.autoscaling_ext import add_activity
+        from sme.local.aws.patches.autoscaling import add_activity
 
         add_activity(f"endpoint/{ep.name}/variant/{variant}",
                                 f"Setting desired instance count to {wanted}.",

@@ -1,19 +1,18 @@
 """A moto server on loopback, wrapped so that the host process can see and steer every call.
 
 ``MotoServer`` serves moto's backends in a thread of the current process (so the process can extend
-them, see ``sme.awslocal.sagemaker_ext``) through a small WSGI middleware that
+them, see ``sme.local.aws.patches.sagemaker``) through a small WSGI middleware that
 
 - records each call as a ``Call`` (service, operation, mutating?) for tests that count API calls;
 - lets a ``fault`` hook answer a call with an error instead of moto (throttling, 500s), for fault tests;
 - answers calls to deployed REST APIs (``/restapis/{id}/{stage}/_user_request_/...``) itself, running
-  their Lambda proxies for real (``sme.awslocal.execute_api``).
+  their Lambda proxies for real (``sme.local.aws.execute_api``).
 
 Moto's own endpoints (``/moto-api/...``) pass through unrecorded.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import re
 import threading
@@ -21,7 +20,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs
 
-from sme.awslocal import execute_api
+from sme.local.aws import execute_api
+from sme.local.aws.wsgi import read_body
 
 MUTATING_PREFIXES = ("Create", "Update", "Delete", "Put", "Register", "Deregister", "Attach", "Detach",
                      "Tag", "Untag", "Upload", "Start", "Stop", "Modify", "Add", "Remove", "Invoke",
@@ -90,7 +90,7 @@ class Recorder:
             match = _RPC_V2.search(path)
             operation = match.group(1) if match else ""
         if not operation and method == "POST" and "x-www-form-urlencoded" in environ.get("CONTENT_TYPE", ""):
-            body = _read_body(environ)
+            body = read_body(environ)
             operation = parse_qs(body.decode("utf-8", "replace")).get("Action", [""])[0]
         if not operation:
             query = parse_qs(environ.get("QUERY_STRING", ""))
@@ -104,16 +104,6 @@ class Recorder:
 
     def mutating(self, service: str | None = None) -> list[Call]:
         return [c for c in list(self.calls) if c.mutating and (service is None or c.service == service)]
-
-
-def _read_body(environ: dict) -> bytes:
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    body = environ["wsgi.input"].read(length) if length else b""
-    environ["wsgi.input"] = io.BytesIO(body)
-    return body
 
 
 def _error_response(start_response: Callable, environ: dict, status: int, code: str, message: str) -> list[bytes]:
@@ -146,12 +136,9 @@ class MotoServer:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
         from werkzeug.serving import make_server
 
-        from sme.awslocal import autoscaling_ext, sagemaker_ext
+        from sme.local.aws import patches
 
-        sagemaker_ext.install()
-        __import__("sme.awslocal.quotas_ext", fromlist=["install"]).install()  # SageMaker quotas (issue 3)
-        autoscaling_ext.install()
-        execute_api.install()
+        patches.install_all()
         logging.getLogger("werkzeug").setLevel(logging.CRITICAL)  # moto answers errors itself
         self.recorder = Recorder(DomainDispatcherApplication(create_backend_app))
         self._server = make_server(self.host, self.port, self.recorder, threaded=True)
@@ -169,9 +156,9 @@ class MotoServer:
         import urllib.request
 
         urllib.request.urlopen(urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")).read()
-        from sme.awslocal import sagemaker_ext
+        from sme.local.aws.patches.sagemaker import LIFECYCLE
 
-        sagemaker_ext.LIFECYCLE.reset()
+        LIFECYCLE.reset()
         execute_api.reset()
         if self.recorder:
             self.recorder.reset()

@@ -1,8 +1,8 @@
-"""A Lambda execution environment for the local AWS: ``python -m sme.awslocal.lambda_runtime CODE_DIR HANDLER``.
+"""A Lambda execution environment for the local AWS: ``python -m sme.local.aws.lambda_runtime CODE_DIR HANDLER``.
 
 One process runs one function's code, one event at a time, as Lambda does: the environment (the
 function's variables, its region, AWS calls pointed at the local AWS) is set by whoever starts it
-(``sme.awslocal.execute_api``). Events arrive as JSON lines on stdin; each gets one JSON line on the
+(``sme.local.aws.execute_api``). Events arrive as JSON lines on stdin; each gets one JSON line on the
 original stdout: ``{"result": ...}`` or ``{"error": {"errorType", "errorMessage"}}``. What the handler
 prints or logs goes to stderr, as Lambda sends it to the function's log.
 """

@@ -1,6 +1,6 @@
 """Local mode: SageMaker endpoints in the local AWS are backed by real model runtimes.
 
-Installed as ``sagemaker_ext.LIFECYCLE.hooks``:
+Installed as ``sme.local.aws.patches.sagemaker.LIFECYCLE.hooks``:
 
 - CreateEndpoint starts one runtime process per instance; the endpoint is Creating until every
   instance answers /ping (InService), or Failed with the reason when a model can't load;
@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sme.awslocal.fleet import Addresses, Instance, Launcher
+from sme.local.aws.fleet import Addresses, Instance, Launcher
 
 
 @dataclass

@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sme.awslocal.fleet import Launcher
-from sme.awslocal.local_endpoints import LocalEndpoints
-from sme.awslocal.metrics import MetricsPublisher
-from sme.awslocal.scaler import Scaler
-from sme.awslocal.server import MotoServer
+from sme.local.aws.fleet import Launcher
+from sme.local.aws.endpoints import LocalEndpoints
+from sme.local.aws.metrics import MetricsPublisher
+from sme.local.aws.scaler import Scaler
+from sme.local.aws.server import MotoServer
 
 ACCOUNT = "123456789012"
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
@@ -34,11 +34,12 @@ class LocalAws:
         self._loop: threading.Thread | None = None
 
     def start(self) -> "LocalAws":
-        from sme.awslocal import sagemaker_ext
+        from sme.local.aws.patches import sagemaker_runtime
+        from sme.local.aws.patches.sagemaker import LIFECYCLE
 
         self.server.start()
-        sagemaker_ext.LIFECYCLE.hooks = self.endpoints
-        install_runtime_forwarding(self.endpoints)
+        LIFECYCLE.hooks = self.endpoints
+        sagemaker_runtime.forward_to_runtimes(self.endpoints)
         self._loop = threading.Thread(target=self._run, name="sme-local-control", daemon=True)
         self._loop.start()
         return self
@@ -67,52 +68,14 @@ class LocalAws:
                 print(f"sme local: control loop: {type(exc).__name__}: {exc}", flush=True)
 
     def stop(self) -> None:
-        from sme.awslocal import sagemaker_ext
+        from sme.local.aws.patches.sagemaker import LIFECYCLE
 
         self._stop.set()
         if self._loop:
             self._loop.join(timeout=5)
         self.endpoints.stop_all()
-        sagemaker_ext.LIFECYCLE.hooks = None
+        LIFECYCLE.hooks = None
         self.server.stop()
-
-
-def install_runtime_forwarding(endpoints: LocalEndpoints) -> None:
-    """InvokeEndpoint goes to the endpoint's runtimes instead of moto's canned replies."""
-    import json
-
-    from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
-
-    from sme.awslocal import sagemaker_ext
-
-    original = getattr(SageMakerRuntimeResponse, "_moto_invoke_endpoint", SageMakerRuntimeResponse.invoke_endpoint)
-    SageMakerRuntimeResponse._moto_invoke_endpoint = original
-
-    def invoke_endpoint(self: Any) -> Any:
-        if sagemaker_ext.LIFECYCLE.hooks is not endpoints:  # this local AWS has stopped: moto's own reply
-            return original(self)
-        name = self.path.split("/")[2] if self.path.startswith("/endpoints/") else self._get_param("EndpointName")
-        body = self.body if isinstance(self.body, bytes) else (self.body or "").encode()
-        content_type = self.headers.get("Content-Type", "application/octet-stream")
-        accept = self.headers.get("Accept", "*/*")
-        variant = self.headers.get("X-Amzn-SageMaker-Target-Variant")
-        try:
-            status, data, headers, used = endpoints.invoke(self.current_account, self.region, name, body,
-                                                          content_type, accept, variant)
-        except LookupError as exc:
-            err = json.dumps({"__type": "ValidationError", "message": str(exc)})
-            return 400, {"Content-Type": "application/json", "x-amzn-ErrorType": "ValidationError"}, err
-        if status >= 400:
-            message = data.decode("utf-8", "replace")[:1000]
-            err = json.dumps({"__type": "ModelError", "message": f"Received client error ({status}) from model "
-                              f"with message \"{message}\"", "OriginalStatusCode": status,
-                              "OriginalMessage": message})
-            return 424, {"Content-Type": "application/json", "x-amzn-ErrorType": "ModelError"}, err
-        out = {"Content-Type": headers.get("content-type", "application/json"),
-               "x-Amzn-Invoked-Production-Variant": used}
-        return 200, out, data
-
-    SageMakerRuntimeResponse.invoke_endpoint = invoke_endpoint
 
 
 def _endpoint_object(ep: Any) -> Any:

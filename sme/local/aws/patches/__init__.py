@@ -1,0 +1,22 @@
+"""Changes to moto, one module per AWS service, each naming the AWS behaviour it reproduces.
+
+    sagemaker          UpdateEndpoint, endpoint status transitions, failures and silent rollbacks
+    sagemaker_runtime  InvokeEndpoint forwarded to real model runtimes (installed by ``LocalAws``)
+    autoscaling        scaling activities, as Application Auto Scaling reports them
+    service_quotas     SageMaker's "<instance type> for endpoint usage" quotas
+    apigateway         binaryMediaTypes kept on REST APIs
+
+They reach into moto's internals: the moto minor version is pinned in pyproject.toml.
+"""
+
+from __future__ import annotations
+
+
+def install_all() -> None:
+    """Patch moto in this process (idempotent). InvokeEndpoint forwarding is installed per ``LocalAws``."""
+    from sme.local.aws.patches import apigateway, autoscaling, sagemaker, service_quotas
+
+    sagemaker.install()
+    service_quotas.install()
+    autoscaling.install()
+    apigateway.install()
