@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from sme import __version__
 from sme.errors import AwsError, UserError
@@ -103,6 +103,7 @@ NOT_FOUND_CODES = {
     "NotFoundException",
     "ResourceNotFoundException",
     "ObjectNotFound",
+    "ObjectNotFoundException",  # Application Auto Scaling
 }
 
 
@@ -112,6 +113,18 @@ def is_not_found(exc: BaseException) -> bool:
         text = str(exc).lower()
         return "could not find" in text or "does not exist" in text or "not found" in text
     return code in NOT_FOUND_CODES
+
+
+def if_found(operation: str, resource: str, call: Callable[[], Any]) -> Any | None:
+    """Make one call; None when AWS says the resource does not exist. Every "not found means gone" (a
+    describe that finds nothing, a delete of what is already deleted) goes through here."""
+    try:
+        with aws_call(operation, resource):
+            return call()
+    except AwsError as exc:
+        if is_not_found(exc.__cause__ or exc):
+            return None
+        raise
 
 
 @contextlib.contextmanager

@@ -25,9 +25,10 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+from sme.core.names import EXPERIMENT_NAME, EXPERIMENT_NAME_HINT
 from sme.schema import load_yaml, validate
 
-NAME_HINT = "use 1-45 letters, digits and hyphens, starting with a letter or digit (e.g. churn-v2)"
+NAME_HINT = EXPERIMENT_NAME_HINT
 SUBNET = {"type": "string", "pattern": r"^subnet-[0-9a-f]{8}([0-9a-f]{9})?$",
           "x-hint": "a subnet id looks like subnet-0a1b2c3d or subnet-0123456789abcdef0"}
 SG = {"type": "string", "pattern": r"^sg-[0-9a-f]{8}([0-9a-f]{9})?$",
@@ -113,7 +114,7 @@ EXPERIMENT_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
     "required": ["name", "model", "endpoint"],
     "properties": {
-        "name": {"type": "string", "pattern": r"^[a-zA-Z0-9](-?[a-zA-Z0-9]){0,44}$", "x-hint": NAME_HINT,
+        "name": {"type": "string", "pattern": EXPERIMENT_NAME, "x-hint": NAME_HINT,
                  "description": "the experiment's name: set `name:` or pass --name"},
         "region": {"type": "string", "pattern": r"^[a-z]{2}(-[a-z]+)+-\d$",
                    "x-hint": "an AWS region such as us-east-1 or eu-west-1"},
@@ -215,8 +216,11 @@ class Experiment:
     profile: str | None = None
     tags: tuple[tuple[str, str], ...] = ()
     source: str = "command line"
-    # sections owned by later features, validated by their own modules
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    # the production sections as written (the schema checked their shape; sme.core.resolve fills defaults
+    # and checks the rules across fields): None when the file has no such section
+    autoscaling: dict[str, Any] | None = field(default=None, compare=False, hash=False)
+    update: dict[str, Any] | None = field(default=None, compare=False, hash=False)  # endpoint.update
+    gateway: dict[str, Any] | None = field(default=None, compare=False, hash=False)
 
 
 @dataclass
@@ -234,7 +238,7 @@ class Overrides:
     subnets: tuple[str, ...] = ()
     security_groups: tuple[str, ...] = ()
     environment: tuple[str, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
+    autoscaling: dict[str, Any] = field(default_factory=dict)  # --min, --max, --target
 
 
 def load_experiment(path: str | None, flags: Overrides) -> Experiment:
@@ -284,11 +288,8 @@ def apply_overrides(raw: dict[str, Any], flags: Overrides, source: str) -> dict[
                 variants[0]["instance_type"] = flags.instance_type
             if flags.count is not None:
                 variants[0]["count"] = flags.count
-    for key, value in flags.extra.items():
-        if isinstance(value, dict) and isinstance(data.get(key), dict):
-            data[key] = {**data[key], **value}  # flags such as --max override fields of the section
-        elif value is not None:
-            data[key] = value
+    if flags.autoscaling:  # --min/--max/--target override fields of the section
+        data["autoscaling"] = {**(data.get("autoscaling") or {}), **flags.autoscaling}
     if data.get("model") == {}:
         data.pop("model")
     return data
@@ -317,9 +318,6 @@ def build(data: dict[str, Any], source: str) -> Experiment:
         missing = "security_groups" if net.get("subnets") else "subnets"
         raise ConfigError(source, f"network.{missing}", "is required when the other of subnets/security_groups is set",
                           hint="SageMaker needs both: pass --subnet and --security-group (or set both in the file)")
-    extra = {k: data[k] for k in ("autoscaling", "gateway") if k in data}
-    if "update" in data["endpoint"]:
-        extra["update"] = data["endpoint"]["update"]
     return Experiment(
         name=data["name"],
         region=data.get("region"),
@@ -339,7 +337,9 @@ def build(data: dict[str, Any], source: str) -> Experiment:
         variants=variants,
         tags=tuple(sorted((str(k), str(v)) for k, v in (data.get("tags") or {}).items())),
         source=source,
-        extra=extra,
+        autoscaling=data.get("autoscaling"),
+        update=data["endpoint"].get("update"),
+        gateway=data.get("gateway"),
     )
 
 

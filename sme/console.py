@@ -6,10 +6,11 @@ Rendering takes a console from here rather than reaching for a global, so tests 
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, TextIO
+from typing import Any, Callable, Iterator, TextIO
 
 
 @dataclass
@@ -48,3 +49,46 @@ class Env:
     def info(self, message: str) -> None:
         self.err.print(message, markup=False)
 
+    @contextlib.contextmanager
+    def progress(self, label: str, total: int) -> Iterator[Callable[[int], None] | None]:
+        """A progress bar on a terminal (yields a callback taking bytes done); nothing otherwise."""
+        if not self.interactive:
+            yield None
+            return
+        from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+        bar = Progress(label, BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=self.err, transient=True)
+        bar.start()
+        task = bar.add_task(label, total=total)
+        try:
+            yield lambda n: bar.update(task, advance=n)
+        finally:
+            bar.stop()
+
+    def status_line(self) -> "StatusLine":
+        return StatusLine(self)
+
+
+class StatusLine:
+    """A live line on a terminal; on a pipe (logs, CI), one line each time ``key`` changes."""
+
+    def __init__(self, env: Env):
+        self.env = env
+        self.live: Any = None
+        self.last: str | None = None
+
+    def show(self, text: str, key: str) -> None:
+        if self.env.interactive:
+            if self.live is None:
+                from rich.live import Live
+
+                self.live = Live(text, console=self.env.err, transient=False, refresh_per_second=4)
+                self.live.start()
+            self.live.update(text)
+        elif key != self.last:
+            self.env.info(text)
+        self.last = key
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.stop()

@@ -1,16 +1,17 @@
-"""Pure formatting: plans, status and removals as rich tables. Printing happens elsewhere."""
+"""Pure formatting: plans, preflight checks, status and removals as rich tables. Printing happens elsewhere."""
 
 from __future__ import annotations
 
 from typing import Any, Iterable
 
-from sme.core.models import EndpointView, Plan
+from sme.core.models import EndpointView
+from sme.core.steps import Plan
 
 
-def plan_table(plan: Plan) -> Any:
+def plan_table(plan: Plan, title: str = "plan") -> Any:
     from rich.table import Table
 
-    table = Table(title="plan" if not plan.empty else "plan: no changes", title_justify="left")
+    table = Table(title=title if not plan.empty else f"{title}: no changes", title_justify="left")
     for col in ("action", "resource", "name", "why"):
         table.add_column(col, overflow="fold")
     for step in plan.steps:
@@ -52,6 +53,18 @@ def status_json(view: EndpointView | None, config: dict[str, Any] | None, output
         "variants": [{"name": v.name, "instance_type": types.get(v.name), "current_instances": v.current_instances,
                       "desired_instances": v.desired_instances, "weight": v.current_weight} for v in view.variants],
     }
+
+
+def checks_table(checks: Iterable[Any]) -> Any:
+    """Preflight's checks: pass / WARN / FAIL, the numbers behind each, and the fix."""
+    from rich.table import Table
+
+    out = Table(title="preflight", title_justify="left")
+    for col in ("check", "result", "numbers", "fix"):
+        out.add_column(col, overflow="fold")
+    for c in checks:
+        out.add_row(c.name, c.outcome.upper() if c.outcome != "pass" else "pass", c.numbers, c.fix)
+    return out
 
 
 def removals_table(removals: Iterable[Any]) -> Any:

@@ -65,9 +65,6 @@ class DeployState:
                 return rec
         return None
 
-    def of_kind(self, kind: str) -> list[ResourceRecord]:
-        return [r for r in self.resources if r.kind == kind]
-
     # -- changes (callers save) ----------------------------------------------------------------
     def record(self, kind: str, name: str, arn: str = "", **extra: Any) -> ResourceRecord:
         existing = self.find(kind, name)

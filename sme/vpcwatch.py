@@ -214,7 +214,9 @@ def _model_subnets(call: Any, endpoint: dict[str, Any]) -> tuple[str, ...]:
 def _has_scaling(call: Any, endpoint: str, variants: tuple[str, ...], env: Env) -> bool:
     from sme.errors import AwsError
 
-    ids = [f"endpoint/{endpoint}/variant/{v}" for v in variants]
+    from sme.core.names import scaling_resource_id
+
+    ids = [scaling_resource_id(endpoint, v) for v in variants]
     if not ids:
         return False
     try:

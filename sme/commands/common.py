@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 
+from sme.core.names import EXPERIMENT_NAME, EXPERIMENT_NAME_HINT
 from sme.errors import ConfigError, UserError
-
-NAME = re.compile(r"^[a-zA-Z0-9](-?[a-zA-Z0-9]){0,44}$")
 
 
 def experiment_name(name: str | None, config_path: str | None, region: str | None,
@@ -23,7 +22,7 @@ def experiment_name(name: str | None, config_path: str | None, region: str | Non
             raise ConfigError(config_path, "name", "is required", hint="set `name:` or pass --name")
     if not name:
         raise UserError("no experiment name given", hint="pass --name NAME or -c sme.yaml")
-    if not NAME.match(str(name)):
+    if not re.match(EXPERIMENT_NAME, str(name)):
         raise UserError(f"{name!r} is not a valid experiment name",
-                        hint="use 1-45 letters, digits and hyphens, starting with a letter or digit")
+                        hint=EXPERIMENT_NAME_HINT)
     return str(name), region, profile

@@ -58,6 +58,5 @@ def load_experiment_from_flags(flags: dict):  # type: ignore[no-untyped-def]
                           environment=flags["environment"])
     scaling = {k: flags[f] for k, f in (("min", "min_instances"), ("max", "max_instances"), ("target", "target"))
                if flags[f] is not None}
-    if scaling:
-        overrides.extra["autoscaling"] = scaling
+    overrides.autoscaling = scaling
     return load_experiment(flags["config_path"], overrides)

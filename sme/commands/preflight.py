@@ -12,6 +12,6 @@ def command(env, **flags):
     Exits 6 if a check fails (the same checks `sme deploy` runs first unless --skip-preflight).
     """
     from sme.commands.options import load_experiment_from_flags
-    from sme.core.preflight import preflight
+    from sme.deploy import preflight
 
     return preflight(load_experiment_from_flags(flags), env)

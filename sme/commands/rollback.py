@@ -16,7 +16,7 @@ from sme.commands.options import aws_options, parse_duration_option
 def command(env, name, config_path, region, profile, to_config, timeout, poll_interval):
     """Return the endpoint to its previous (or a named) endpoint config, and verify it took."""
     from sme.commands.common import experiment_name
-    from sme.core.rollback import rollback
+    from sme.deploy import rollback
 
     name, region, profile = experiment_name(name, config_path, region, profile)
     return rollback(name, to_config, region, profile, env, timeout=timeout, poll=poll_interval)

@@ -1,31 +1,40 @@
-"""The one place that changes AWS: carry out a Plan, recording each resource the moment it exists.
+"""The one place that changes AWS: carry out a Plan with the handler table it is given.
 
-Handlers are registered per ``Step.op`` by the resource-kind modules (``sme.core.ops_*``). Each create
-handler records its resource in the deploy state and saves it before returning, so an interrupted deploy
-leaves nothing untracked (chalice #1340). ``DisplayExecutor`` renders the same plan and changes nothing:
-that is ``--dry-run``.
+The table (``sme.core.resources.HANDLERS``: step class -> handler) is passed in by whoever wires the
+engine (``sme.deploy``), so the executor does not grow when a resource kind is added. Each create handler
+records its resource in the deploy state and saves it before returning, so an interrupted deploy leaves
+nothing untracked (a failed deploy that records nothing orphans what it made). ``DisplayExecutor`` renders
+the same plan and changes nothing: that is a dry run, of a deploy or of a teardown.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from sme.aws import AwsContext
 from sme.console import Env
-from sme.core.models import Desired, Plan, Step
+from sme.core.models import Desired
+from sme.core.steps import Plan, Step
 from sme.state import DeployState, save_state
 
-Handler = Callable[["ExecContext", Step], None]
-HANDLERS: dict[str, Handler] = {}
+Handler = Callable[["ExecContext", Any], None]
 
 
-def handles(op: str) -> Callable[[Handler], Handler]:
-    def register(fn: Handler) -> Handler:
-        HANDLERS[op] = fn
-        return fn
+@dataclass(frozen=True)
+class Removal:
+    kind: str
+    name: str
+    outcome: str  # deleted | already gone
 
-    return register
+
+@dataclass(frozen=True)
+class Deleter:
+    """How one kind of recorded resource is deleted, and when: lower ``order`` goes first in a teardown.
+    ``delete(ctx, name, extra)`` returns False when the resource was already gone."""
+
+    order: int
+    delete: Callable[["ExecContext", str, dict[str, Any]], bool]
 
 
 @dataclass
@@ -36,10 +45,14 @@ class ExecContext:
     desired: Desired | None = None
     timeout: float = 1800.0
     poll: float = 15.0
-    options: dict[str, Any] = field(default_factory=dict)
+    removals: list[Removal] = field(default_factory=list)  # what Delete steps did, in order
 
     def record(self, kind: str, name: str, arn: str = "", **extra: Any) -> None:
         self.state.record(kind, name, arn, **extra)
+        self.save()
+
+    def forget(self, kind: str, name: str) -> None:
+        self.state.forget(kind, name)
         self.save()
 
     def save(self) -> None:
@@ -49,18 +62,21 @@ class ExecContext:
 
     @property
     def tags(self) -> list[dict[str, str]]:
-        pairs = self.desired.tags if self.desired else ()
-        return [{"Key": k, "Value": v} for k, v in pairs]
+        return self.desired.tag_list if self.desired else []
+
+    @property
+    def tag_map(self) -> dict[str, str]:
+        return dict(self.desired.tags) if self.desired else {}
 
 
 class Executor:
-    def __init__(self, ctx: ExecContext):
+    def __init__(self, ctx: ExecContext, handlers: Mapping[type[Step], Handler]):
         self.ctx = ctx
+        self.handlers = handlers
 
     def execute(self, plan: Plan) -> None:
-        _load_ops()
         for step in plan.steps:
-            handler = HANDLERS.get(step.op)
+            handler = self.handlers.get(type(step))
             if handler is None:
                 raise RuntimeError(f"no handler for plan step {step.op!r}")
             if step.mutating:
@@ -69,26 +85,10 @@ class Executor:
 
 
 class DisplayExecutor:
-    """Shows what Executor would do (the plan as a table) and changes nothing."""
+    """Shows what Executor would do (``show`` renders the plan) and changes nothing."""
 
-    def __init__(self, env: Env):
-        self.env = env
+    def __init__(self, show: Callable[[Plan], None]):
+        self.show = show
 
     def execute(self, plan: Plan) -> None:
-        from sme.render import plan_table
-
-        self.env.out.print(plan_table(plan))
-
-
-def _load_ops() -> None:
-    # importing the kind modules registers their handlers
-    from sme.core import ops_iam, ops_s3, ops_sagemaker  # noqa: F401
-
-    for name in EXTENSIONS:
-        __import__(name)
-
-
-# modules of later features that register more handlers (autoscaling, gateway, alarms)
-EXTENSIONS: list[str] = [
-    "sme.core.plan_extras", "sme.core.ops_autoscaling", "sme.core.ops_alarms", "sme.core.ops_gateway",
-]
+        self.show(plan)

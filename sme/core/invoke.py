@@ -79,14 +79,14 @@ def via_gateway(url: str, key: str, body: bytes, content_type: str, accept: str 
 
 def invoke(name: str, body_spec: str, content_type: str, accept: str | None, via: str | None,
            region: str | None, profile: str | None, env: Any) -> int:
-    from sme.deploy import aws_for
+    from sme.aws import AwsContext
     from sme.errors import ExitStatus
     from sme.state import load_state
 
     state = load_state(name)
     body = read_body(body_spec)
     via = via or ("gateway" if state.outputs.get("gateway_url") else "endpoint")
-    aws = aws_for(region or state.region or None, profile)
+    aws = AwsContext.from_settings(profile=profile, region=region or state.region or None)
     if via == "gateway":
         url, key = state.outputs.get("gateway_url"), state.secrets.get("api_key")
         if not url or not key:

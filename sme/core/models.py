@@ -1,11 +1,15 @@
-"""Inert data: what the user wants (Desired), what AWS has (Observed), and what to do (Step, Plan).
+"""Inert data: what the user wants (Desired), what AWS has (Observed). No behaviour lives here.
 
-No behaviour lives here: the planner turns (Desired, Observed) into a Plan; the executor carries it out.
+``Desired`` is the experiment file resolved (``sme.core.resolve``): every name, ARN and default filled in,
+one typed field per section of the file (model, endpoint, ``autoscaling:``, ``endpoint.update:``,
+``gateway:``). ``Observed`` is what the one reader of AWS state (``sme.core.observe``) found for it. The
+planner turns the two into a Plan of the step kinds declared in ``sme.core.steps``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass
 from typing import Any
 
 EXPERIMENT_TAG = "sme:experiment"
@@ -64,6 +68,71 @@ class DesiredConfig:
 
 
 @dataclass(frozen=True)
+class ScalingSpec:
+    """``autoscaling:`` for one variant: its scalable target and target-tracking policy."""
+
+    variant: str
+    resource_id: str  # endpoint/<endpoint>/variant/<variant>
+    min: int
+    max: int
+    policy_name: str
+    policy: str  # TargetTrackingScalingPolicyConfiguration as canonical JSON
+
+    @property
+    def policy_config(self) -> dict[str, Any]:
+        return json.loads(self.policy)
+
+
+@dataclass(frozen=True)
+class AlarmSpec:
+    """A CloudWatch alarm sme creates to roll a guarded update back (``endpoint.update.alarms: auto``)."""
+
+    name: str
+    metric: str
+    namespace: str
+    statistic: str
+    threshold: float
+    dimensions: tuple[tuple[str, str], ...]
+    description: str
+
+
+@dataclass(frozen=True)
+class UpdateSpec:
+    """``endpoint.update:``: how SageMaker shifts traffic to a new fleet, and which alarms roll it back."""
+
+    deployment_config: str  # DeploymentConfig as canonical JSON ("" for SageMaker's default)
+    summary: str
+    alarms: tuple[AlarmSpec, ...] = ()  # alarms sme creates (alarms: auto)
+
+
+@dataclass(frozen=True)
+class GatewaySpec:
+    """``gateway:``: the front door (a Lambda proxy behind an API Gateway REST API with an API key)."""
+
+    experiment: str
+    endpoint_arn: str
+    stage: str
+    path: str
+    content_type: str
+    rate: float
+    burst: int
+    quota_limit: int
+    quota_period: str
+    timeout: int
+    memory: int
+    function_name: str
+    role_name: str
+    api_name: str
+    log_group: str
+    code_sha256: str = ""  # of the proxy's deployment package
+
+    @property
+    def usage_limits(self) -> tuple:
+        """The usage plan's limits, as compared with what API Gateway reports."""
+        return (float(self.rate), int(self.burst), int(self.quota_limit), self.quota_period)
+
+
+@dataclass(frozen=True)
 class Desired:
     experiment: str
     region: str
@@ -73,8 +142,13 @@ class Desired:
     artifact: DesiredArtifact | None = None
     role: DesiredRole | None = None
     tags: tuple[tuple[str, str], ...] = ()
-    # later features (autoscaling, guarded updates, gateway) hang their desired state here
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    scaling: tuple[ScalingSpec, ...] = ()
+    update: UpdateSpec | None = None
+    gateway: GatewaySpec | None = None
+
+    @property
+    def tag_list(self) -> list[dict[str, str]]:
+        return [{"Key": k, "Value": v} for k, v in self.tags]
 
 
 @dataclass(frozen=True)
@@ -96,6 +170,27 @@ class EndpointView:
 
 
 @dataclass(frozen=True)
+class ScalingView:
+    resource_id: str
+    min: int
+    max: int
+    policies: tuple[tuple[str, str], ...] = ()  # (policy name, canonical JSON of its configuration)
+
+
+@dataclass(frozen=True)
+class GatewayView:
+    """The front door's pieces that exist, found by their names."""
+
+    parts: tuple[tuple[str, str], ...] = ()  # (part, id or name): gateway-role, log-group, lambda, ...
+    function_sha: str = ""  # the live proxy function's CodeSha256
+    usage_limits: tuple = ()  # the live usage plan's (rate, burst, quota limit, quota period)
+
+    @property
+    def have(self) -> dict[str, str]:
+        return dict(self.parts)
+
+
+@dataclass(frozen=True)
 class Observed:
     bucket_exists: bool = False
     artifact_exists: bool = False
@@ -104,31 +199,6 @@ class Observed:
     model_exists: bool = False
     config_exists: bool = False
     endpoint: EndpointView | None = None
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
-
-
-@dataclass(frozen=True)
-class Step:
-    """One instruction: `op` selects the executor's handler; action/kind/name/why are for people."""
-
-    op: str
-    action: str
-    kind: str
-    name: str
-    why: str
-    params: Any = None
-    mutating: bool = True
-
-
-@dataclass(frozen=True)
-class Plan:
-    steps: tuple[Step, ...] = ()
-    notes: tuple[str, ...] = ()
-
-    @property
-    def empty(self) -> bool:
-        return not self.steps
-
-    @property
-    def changes(self) -> tuple[Step, ...]:
-        return tuple(s for s in self.steps if s.mutating)
+    scaling: tuple[ScalingView, ...] = ()
+    alarms: frozenset[str] = frozenset()  # those of ours that exist
+    gateway: GatewayView = GatewayView()

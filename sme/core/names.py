@@ -1,4 +1,5 @@
-"""Immutable, content-addressed names: a model or endpoint config carries a short hash of its spec."""
+"""Every name sme derives. A model or endpoint config carries a short hash of its spec (an immutable version);
+everything else is named after the experiment, so a lost state file can be rebuilt from names and tags."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ import hashlib
 import json
 from dataclasses import asdict, is_dataclass
 from typing import Any
+
+# an experiment's name is also its endpoint's (SageMaker allows 63 characters; sme's suffixes need 18)
+EXPERIMENT_NAME = r"^[a-zA-Z0-9](-?[a-zA-Z0-9]){0,44}$"
+EXPERIMENT_NAME_HINT = "use 1-45 letters, digits and hyphens, starting with a letter or digit (e.g. churn-v2)"
 
 
 def spec_hash(spec: Any, length: int = 8) -> str:
@@ -32,3 +37,38 @@ def default_bucket(account: str, region: str) -> str:
 
 def artifact_key(experiment: str, sha256: str) -> str:
     return f"{experiment}/model-{sha256[:16]}.tar.gz"
+
+
+# -- autoscaling, alarms ---------------------------------------------------------------------------------
+def scaling_resource_id(endpoint: str, variant: str) -> str:
+    return f"endpoint/{endpoint}/variant/{variant}"
+
+
+def scaling_policy_name(endpoint: str, variant: str) -> str:
+    return f"sme-{endpoint}-{variant}-tracking"
+
+
+def alarm_prefix(endpoint: str) -> str:
+    return f"sme-{endpoint}-"
+
+
+def alarm_name(endpoint: str, variant: str, what: str) -> str:
+    return f"{alarm_prefix(endpoint)}{variant}-{what}"
+
+
+# -- the front door --------------------------------------------------------------------------------------
+def gateway_api_name(experiment: str) -> str:
+    """The REST API's, the API key's and the usage plan's name."""
+    return f"sme-{experiment}"
+
+
+def gateway_function_name(experiment: str) -> str:
+    """The Lambda proxy's name; its role has the same name."""
+    return f"sme-{experiment}-proxy"
+
+
+def gateway_log_group(experiment: str) -> str:
+    return f"/aws/lambda/{gateway_function_name(experiment)}"
+
+
+SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"

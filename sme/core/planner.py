@@ -1,42 +1,65 @@
-"""The pure planner: (Desired, Observed) -> Plan. It reads nothing and changes nothing.
+"""The one planner, pure: (Desired, Observed) -> Plan for every section of the experiment file. It reads
+nothing and changes nothing.
 
 Unlike chalice, which always plans an update, sme diffs: an UpdateEndpoint replaces a fleet, so when
-nothing changed the plan is empty and the executor makes no mutating call.
+nothing changed the plan is empty and the executor makes no mutating call. Order, section by section:
+
+- artifact and role, then model and endpoint config (immutable, content-addressed names), then the
+  endpoint: created, recreated when Failed, waited for while it changes, or updated to the new config;
+- ``autoscaling:``: registered once the endpoint is InService; an endpoint update is wrapped as
+  deregister -> update (RetainAllVariantProperties, so a scaled-out fleet is not reset) -> wait ->
+  register again;
+- ``endpoint.update:``: the update carries its DeploymentConfig (blue/green traffic shifting, auto-rollback
+  alarms); the alarms sme creates exist before the update starts;
+- ``gateway:``: the front door is built after the endpoint (its function may invoke only that endpoint);
+- a section removed from the file removes what it made.
 """
 
 from __future__ import annotations
 
-from sme.core.models import Desired, Observed, Plan, Step
+from sme.core.models import Desired, GatewaySpec, Observed, ScalingSpec, ScalingView, UpdateSpec
+from sme.core import steps as s
+from sme.core.names import scaling_policy_name, scaling_resource_id
+from sme.core.steps import Plan, Step
 
 IN_PROGRESS = ("Creating", "Updating", "SystemUpdating", "RollingBack")
+GATEWAY_REMOVAL_ORDER = ("usage-plan", "gateway-key", "gateway-api", "lambda", "log-group", "gateway-role")
 
 
 def plan_deploy(desired: Desired, observed: Observed) -> Plan:
-    steps: list[Step] = []
     notes: list[str] = []
-    steps += _artifact_steps(desired, observed)
-    steps += _role_steps(desired, observed)
+    steps = _artifact_steps(desired, observed) + _role_steps(desired, observed)
     if not observed.model_exists:
-        steps.append(Step("create_model", "create", "model", desired.model.name,
-                          "model spec changed" if observed.endpoint else "new model", desired.model))
+        steps.append(s.CreateModel(name=desired.model.name, model=desired.model,
+                                   why="model spec changed" if observed.endpoint else "new model"))
     if not observed.config_exists:
-        steps.append(Step("create_endpoint_config", "create", "endpoint-config", desired.config.name,
-                          _config_why(desired, observed), desired.config))
-    steps += _endpoint_steps(desired, observed, notes)
+        steps.append(s.CreateEndpointConfig(name=desired.config.name, config=desired.config,
+                                            why=_config_why(observed)))
+    endpoint = _endpoint_steps(desired, observed, notes)
+    live = _managed_scaling(desired, observed)
+    updating = next((i for i, step in enumerate(endpoint) if isinstance(step, s.UpdateEndpoint)), None)
+    if updating is not None:
+        endpoint = _guarded_update(endpoint, updating, desired.scaling, desired.update, live)
+        endpoint = _alarms_first(endpoint, desired.update, observed.alarms)
+        steps += endpoint
+    else:
+        steps += endpoint + _scaling_changes(desired.scaling, live) + _scaling_removals(desired.scaling, live)
+        steps = _alarms_first(steps, desired.update, observed.alarms)
+    steps += gateway_steps(desired.gateway, observed)
     return Plan(tuple(steps), tuple(notes))
 
 
+# -- artifact, role, model, endpoint config, endpoint ----------------------------------------------------
 def _artifact_steps(desired: Desired, observed: Observed) -> list[Step]:
     art = desired.artifact
     if art is None:
         return []
-    steps = []
+    steps: list[Step] = []
     if not observed.bucket_exists:
-        steps.append(Step("create_bucket", "create", "bucket", art.bucket, "artifact bucket missing", art))
+        steps.append(s.CreateBucket(name=art.bucket, why="artifact bucket missing", artifact=art))
     if not observed.artifact_exists:
-        size_mb = art.size / 1e6
-        steps.append(Step("upload_artifact", "upload", "artifact", art.url,
-                          f"{art.local_path} ({size_mb:.1f} MB) not in S3 yet", art))
+        steps.append(s.UploadArtifact(name=art.url, why=f"{art.local_path} ({art.size / 1e6:.1f} MB) not in S3 yet",
+                                      artifact=art))
     return steps
 
 
@@ -44,16 +67,16 @@ def _role_steps(desired: Desired, observed: Observed) -> list[Step]:
     role = desired.role
     if role is None:
         return []
-    steps = []
+    steps: list[Step] = []
     if not observed.role_exists:
-        steps.append(Step("create_role", "create", "role", role.name, "role: create", role))
+        steps.append(s.CreateRole(name=role.name, why="role: create", role=role))
     if observed.role_policy != role.policy:
         why = "new role" if not observed.role_exists else "role policy differs from what this deploy needs"
-        steps.append(Step("put_role_policy", "update", "role-policy", f"{role.name}/{role.policy_name}", why, role))
+        steps.append(s.PutRolePolicy(name=f"{role.name}/{role.policy_name}", why=why, role=role))
     return steps
 
 
-def _config_why(desired: Desired, observed: Observed) -> str:
+def _config_why(observed: Observed) -> str:
     if observed.endpoint is None:
         return "new endpoint config"
     return f"spec differs from live config {observed.endpoint.config_name}"
@@ -62,25 +85,126 @@ def _config_why(desired: Desired, observed: Observed) -> str:
 def _endpoint_steps(desired: Desired, observed: Observed, notes: list[str]) -> list[Step]:
     ep = observed.endpoint
     name, config = desired.endpoint_name, desired.config.name
-    wait = Step("wait_endpoint", "wait", "endpoint", name, f"until InService on {config}", config, mutating=False)
+    wait = s.WaitEndpoint(name=name, why=f"until InService on {config}", config_name=config)
+    update = s.UpdateEndpoint(name=name, why=f"{ep.config_name} -> {config}" if ep else "", config_name=config)
     if ep is None:
-        return [Step("create_endpoint", "create", "endpoint", name, "new endpoint", config), wait]
+        return [s.CreateEndpoint(name=name, why="new endpoint", config_name=config), wait]
     if ep.status == "Failed":
         notes.append(f"endpoint {name} is Failed ({ep.failure_reason or 'no reason given'}); it will be recreated")
-        return [Step("delete_endpoint", "delete", "endpoint", name, "endpoint is Failed", None),
-                Step("wait_endpoint_deleted", "wait", "endpoint", name, "until deleted", None, mutating=False),
-                Step("create_endpoint", "create", "endpoint", name, "recreate after failure", config), wait]
+        return [s.DeleteEndpoint(name=name, why="endpoint is Failed"),
+                s.WaitEndpointDeleted(name=name, why="until deleted"),
+                s.CreateEndpoint(name=name, why="recreate after failure", config_name=config), wait]
     if ep.status in IN_PROGRESS:
         if ep.config_name == config:
             notes.append(f"endpoint {name} is already {ep.status} on {config}; waiting for it")
-            return [Step("wait_endpoint", "wait", "endpoint", name, f"already {ep.status}", config, mutating=False)]
+            return [s.WaitEndpoint(name=name, why=f"already {ep.status}", config_name=config)]
         notes.append(f"endpoint {name} is {ep.status} on {ep.config_name}; waiting before updating it")
-        return [Step("wait_endpoint", "wait", "endpoint", name, f"{ep.status} must finish first", ep.config_name,
-                     mutating=False),
-                Step("update_endpoint", "update", "endpoint", name, f"{ep.config_name} -> {config}", config), wait]
+        return [s.WaitEndpoint(name=name, why=f"{ep.status} must finish first", config_name=ep.config_name),
+                update, wait]
     if ep.config_name != config:
-        return [Step("update_endpoint", "update", "endpoint", name, f"{ep.config_name} -> {config}", config), wait]
+        return [update, wait]
     return []
+
+
+# -- autoscaling: and endpoint.update: -----------------------------------------------------------------
+def _managed_scaling(desired: Desired, observed: Observed) -> dict[str, ScalingView]:
+    """Live targets on this endpoint's variants that sme manages: asked for now, or carrying sme's policy."""
+    variants = {v.name for v in desired.config.variants}
+    if observed.endpoint:
+        variants |= {v.name for v in observed.endpoint.variants}
+    wanted = {spec.resource_id for spec in desired.scaling}
+    out = {}
+    for view in observed.scaling:
+        variant = view.resource_id.rsplit("/", 1)[-1]
+        if view.resource_id != scaling_resource_id(desired.endpoint_name, variant) or variant not in variants:
+            continue
+        if view.resource_id in wanted or scaling_policy_name(desired.endpoint_name, variant) in dict(view.policies):
+            out[view.resource_id] = view
+    return out
+
+
+def _guarded_update(steps: list[Step], at: int, scaling: tuple[ScalingSpec, ...], update: UpdateSpec | None,
+                    live: dict[str, ScalingView]) -> list[Step]:
+    old = steps[at]
+    assert isinstance(old, s.UpdateEndpoint)
+    retain = bool(scaling or live)
+    why = old.why + (f"; {update.summary}" if update else "") + ("; keeps scaled instance counts" if retain else "")
+    guarded = s.UpdateEndpoint(name=old.name, why=why, config_name=old.config_name, retain=retain,
+                               deployment_config=update.deployment_config if update else "")
+    before: list[Step] = [s.DeregisterScaling(name=rid, why="scaling must not act during the update")
+                          for rid in sorted(live)]
+    wait_at = next((i for i in range(at + 1, len(steps)) if isinstance(steps[i], s.WaitEndpoint)), at)
+    after = [step for spec in scaling for step in register(spec, "register again after the update")]
+    return steps[:at] + before + [guarded] + steps[at + 1:wait_at + 1] + after + steps[wait_at + 1:]
+
+
+def register(spec: ScalingSpec, why: str) -> list[Step]:
+    return [s.RegisterScaling(name=spec.resource_id, why=f"{why}: {spec.min}-{spec.max} instances", scaling=spec),
+            s.PutScalingPolicy(name=spec.policy_name, why=f"target tracking at {spec.policy_config['TargetValue']:g}",
+                               scaling=spec)]
+
+
+def _scaling_changes(scaling: tuple[ScalingSpec, ...], live: dict[str, ScalingView]) -> list[Step]:
+    steps: list[Step] = []
+    for spec in scaling:
+        view = live.get(spec.resource_id)
+        if view is None:
+            steps += register(spec, "new scalable target")
+            continue
+        if (view.min, view.max) != (spec.min, spec.max):
+            steps.append(s.RegisterScaling(name=spec.resource_id, action="update", scaling=spec,
+                                           why=f"capacity {view.min}-{view.max} -> {spec.min}-{spec.max}"))
+        policies = dict(view.policies)
+        if policies.get(spec.policy_name) != spec.policy:
+            steps.append(s.PutScalingPolicy(name=spec.policy_name, scaling=spec,
+                                            why="new policy" if spec.policy_name not in policies else "policy changed"))
+    return steps
+
+
+def _scaling_removals(scaling: tuple[ScalingSpec, ...], live: dict[str, ScalingView]) -> list[Step]:
+    wanted = {spec.resource_id for spec in scaling}
+    return [s.DeregisterScaling(name=rid, why="autoscaling removed from the experiment file")
+            for rid in sorted(live) if rid not in wanted]
+
+
+def _alarms_first(steps: list[Step], update: UpdateSpec | None, existing: frozenset[str]) -> list[Step]:
+    """The alarms a guarded update rolls back on exist before the update starts (and before scaling lets go)."""
+    wanted = [a for a in (update.alarms if update else ()) if a.name not in existing]
+    if not wanted:
+        return steps
+    creates: list[Step] = [s.PutAlarm(name=a.name, why=a.description, alarm=a) for a in wanted]
+    at = next((i for i, step in enumerate(steps) if isinstance(step, s.UpdateEndpoint)), None)
+    at = len(steps) if at is None else at - sum(1 for step in steps[:at] if isinstance(step, s.DeregisterScaling))
+    return steps[:at] + creates + steps[at:]
+
+
+# -- gateway: --------------------------------------------------------------------------------------------
+def gateway_steps(spec: GatewaySpec | None, observed: Observed) -> list[Step]:
+    have = observed.gateway.have
+    if spec is None:
+        # removal, in teardown's order: usage plan and key before the API, the function before its role
+        return [s.Delete(name=have[part], kind=part, why="gateway removed from the experiment file")
+                for part in GATEWAY_REMOVAL_ORDER if part in have]
+    why = "front door: "
+    steps: list[Step] = []
+    if "gateway-role" not in have:
+        steps.append(s.CreateGatewayRole(name=spec.role_name, why=why + "may invoke only this endpoint", gateway=spec))
+    if "log-group" not in have:
+        steps.append(s.CreateGatewayLogGroup(name=spec.log_group, why=why + "proxy logs", gateway=spec))
+    if "lambda" not in have:
+        steps.append(s.CreateGatewayFunction(name=spec.function_name, why=why + "proxy to the endpoint", gateway=spec))
+    elif spec.code_sha256 and observed.gateway.function_sha and spec.code_sha256 != observed.gateway.function_sha:
+        steps.append(s.UpdateGatewayFunction(name=spec.function_name, why="the proxy's handler source changed",
+                                             gateway=spec))
+    if "gateway-api" not in have:
+        steps.append(s.CreateGatewayApi(name=spec.api_name, gateway=spec,
+                                        why=f"REST API, POST /{spec.path}, API key required, stage {spec.stage}"))
+    limits = f"{spec.rate:g} req/s (burst {spec.burst}), {spec.quota_limit} per {spec.quota_period.lower()}"
+    if "usage-plan" not in have or "gateway-key" not in have:
+        steps.append(s.CreateGatewayKey(name=spec.api_name, why=f"API key; {limits}", gateway=spec))
+    elif observed.gateway.usage_limits and observed.gateway.usage_limits != spec.usage_limits:
+        steps.append(s.UpdateUsagePlan(name=have["usage-plan"], why=f"throttle/quota changed to {limits}", gateway=spec))
+    return steps
 
 
 def plan_summary(plan: Plan) -> str:

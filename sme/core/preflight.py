@@ -8,7 +8,7 @@
               the endpoint down)
     role      exists and trusts sagemaker.amazonaws.com;  artifact exists;  image resolves
 
-``evaluate`` is pure (Facts in, checks out); ``gate`` reads the facts, prints the table and raises
+``evaluate`` is pure (Facts in, checks out); ``gate`` reads the facts, shows the checks and raises
 ``PreflightFailed`` (exit 6) on any fail, before the deploy makes a single mutating call.
 """
 
@@ -16,15 +16,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
-from sme.core.extras import scaling_specs
-from sme.core.models import Desired, Plan
+from sme.core.models import Desired
 from sme.core.preflight_facts import Facts
+from sme.core.steps import Plan, UpdateEndpoint
 from sme.errors import ExitStatus, SmeError
-
-UPDATE_OPS = ("update_endpoint", "update_endpoint_guarded")
-
 
 class PreflightFailed(SmeError):
     status = ExitStatus.PREFLIGHT_FAILED
@@ -48,8 +45,8 @@ class Peak:
 
 
 def peaks(desired: Desired, plan: Plan) -> list[Peak]:
-    updating = any(s.op in UPDATE_OPS for s in plan.steps)
-    limits = {s.variant: s.max for s in scaling_specs(desired)}
+    updating = any(isinstance(s, UpdateEndpoint) for s in plan.steps)
+    limits = {s.variant: s.max for s in desired.scaling}
     per_type: dict[str, list[str]] = {}
     totals: dict[str, int] = {}
     for v in desired.config.variants:
@@ -130,7 +127,7 @@ def ha_checks(desired: Desired, facts: Facts) -> list[Check]:
         checks.append(Check("HA: availability zones", "pass" if ok else "warn",
                             f"subnets in {len(azs)} AZ{'s' if len(azs) != 1 else ''} ({', '.join(azs) or 'none'})",
                             "" if ok else "add a subnet in a second AZ so one AZ's outage can't take the endpoint down"))
-    lows = {s.variant: s.min for s in scaling_specs(desired)}
+    lows = {s.variant: s.min for s in desired.scaling}
     fewest = min(lows.get(v.name, v.count) for v in desired.config.variants)
     ok = fewest >= 2
     checks.append(Check("HA: instances", "pass" if ok else "warn", f"at least {fewest} instance{'s' if fewest != 1 else ''}"
@@ -181,27 +178,16 @@ def failed(checks: list[Check]) -> list[Check]:
     return [c for c in checks if c.outcome == "fail"]
 
 
-def table(checks: list[Check]) -> Any:
-    from rich.table import Table
-
-    out = Table(title="preflight", title_justify="left")
-    for col in ("check", "result", "numbers", "fix"):
-        out.add_column(col, overflow="fold")
-    for c in checks:
-        out.add_row(c.name, c.outcome.upper() if c.outcome != "pass" else "pass", c.numbers, c.fix)
-    return out
-
-
 def run(aws: Any, desired: Desired, plan: Plan) -> list[Check]:
     from sme.core.preflight_facts import gather
 
     return evaluate(desired, plan, gather(aws, desired))
 
 
-def gate(aws: Any, desired: Desired, plan: Plan, env: Any, *, console: Any = None) -> list[Check]:
-    """Run the checks, print the table (to stderr unless given a console); raise on any fail."""
+def gate(aws: Any, desired: Desired, plan: Plan, show: Callable[[list[Check]], None]) -> list[Check]:
+    """Run the checks, show them; raise on any fail."""
     checks = run(aws, desired, plan)
-    (console or env.err).print(table(checks))
+    show(checks)
     raise_on_fail(checks)
     return checks
 
@@ -213,15 +199,3 @@ def raise_on_fail(checks: list[Check]) -> None:
         more = f" (and {len(bad) - 1} more failed check{'s' if len(bad) > 2 else ''})" if len(bad) > 1 else ""
         raise PreflightFailed(f"preflight failed: {first.name}: {first.numbers}{more}; nothing was changed",
                               hint=first.fix or "see the preflight table", status=ExitStatus.PREFLIGHT_FAILED)
-
-
-def preflight(exp: Any, env: Any) -> int:
-    """`sme preflight`: the same checks a deploy runs, for the plan it would carry out; changes nothing."""
-    from sme.deploy import aws_for, make_plan
-
-    aws = aws_for(exp.region, exp.profile)
-    desired, plan = make_plan(aws, exp)
-    checks = gate(aws, desired, plan, env, console=env.out)
-    warned = sum(1 for c in checks if c.outcome == "warn")
-    env.info(f"preflight passed for {desired.endpoint_name}" + (f" with {warned} warning(s)" if warned else ""))
-    return ExitStatus.OK

@@ -1,7 +1,9 @@
 """Experiment (what the user wrote) -> Desired (names, URIs and ARNs, fully resolved). Reads only.
 
 Resolution reads the caller's account (STS), hashes a local artifact and resolves a short image name;
-it never changes AWS.
+it never changes AWS. Each section of the experiment file becomes its typed spec here, with every default
+filled in and every rule across fields checked (the schema in ``sme.config`` has checked their shapes):
+the model and its role, the endpoint's variants, ``autoscaling:``, ``endpoint.update:`` and ``gateway:``.
 """
 
 from __future__ import annotations
@@ -9,13 +11,18 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 from sme.config import Experiment
 from sme.core import names
 from sme.core.images import resolve_image
-from sme.core.models import (EXPERIMENT_TAG, Desired, DesiredArtifact, DesiredConfig, DesiredModel, DesiredRole,
-                             DesiredVariant)
+from sme.core.models import (EXPERIMENT_TAG, AlarmSpec, Desired, DesiredArtifact, DesiredConfig, DesiredModel,
+                             DesiredRole, DesiredVariant, GatewaySpec, ScalingSpec, UpdateSpec)
 from sme.errors import ConfigError
+from sme.units import parse_duration
+
+INVOCATIONS = "SageMakerVariantInvocationsPerInstance"
+DEFAULT_TARGETS = {"invocations": 70.0, "cpu": 60.0}
 
 
 def resolve(exp: Experiment, region: str, account: str) -> Desired:
@@ -36,7 +43,10 @@ def resolve(exp: Experiment, region: str, account: str) -> Desired:
     config = DesiredConfig(names.config_name(exp.name, config_spec), model.name, variants)
     tags = ((EXPERIMENT_TAG, exp.name),) + exp.tags
     return Desired(experiment=exp.name, region=region, endpoint_name=exp.name, model=model, config=config,
-                   artifact=artifact, role=role, tags=tags, extra=dict(exp.extra))
+                   artifact=artifact, role=role, tags=tags,
+                   scaling=scaling_specs(exp.autoscaling, exp.name, variants, exp.source),
+                   update=update_spec(exp.update, exp.name, variants),
+                   gateway=gateway_spec(exp.gateway, exp.name, region, account))
 
 
 def _artifact(exp: Experiment, region: str, account: str) -> DesiredArtifact | None:
@@ -105,3 +115,128 @@ def least_privilege_policy(exp: Experiment, account: str, region: str, partition
              + [f"{ec2}:security-group/{g}" for g in sorted(exp.network.security_groups)]},
         ]
     return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
+
+
+def scaling_specs(raw: dict[str, Any] | None, endpoint: str, variants: tuple[DesiredVariant, ...],
+                  source: str = "experiment file") -> tuple[ScalingSpec, ...]:
+    """``autoscaling:`` -> one scalable target and target-tracking policy per variant."""
+    if not raw:
+        return ()
+    if "max" not in raw:
+        raise ConfigError(source, "autoscaling.max", "is required", hint="set autoscaling.max or pass --max")
+    metric = raw.get("metric", "invocations")
+    target = raw.get("target")
+    if target is None:
+        if isinstance(metric, dict):
+            raise ConfigError(source, "autoscaling.target", "is required with a custom metric",
+                              hint="set the value the metric should hold per instance, or pass --target")
+        target = DEFAULT_TARGETS[metric]
+    specs = []
+    for variant in variants:
+        low = int(raw.get("min", min(variant.count, raw["max"])))
+        if low > raw["max"]:
+            raise ConfigError(source, "autoscaling.min", f"min {low} is above max {raw['max']}",
+                              hint="make min <= max")
+        config: dict[str, Any] = {
+            "TargetValue": float(target),
+            "ScaleInCooldown": int(parse_duration(raw.get("scale_in_cooldown", 300))),
+            "ScaleOutCooldown": int(parse_duration(raw.get("scale_out_cooldown", 60))),
+            "DisableScaleIn": bool(raw.get("disable_scale_in", False)),
+        }
+        config.update(_metric(metric, endpoint, variant.name))
+        specs.append(ScalingSpec(variant.name, names.scaling_resource_id(endpoint, variant.name), low,
+                                 int(raw["max"]), names.scaling_policy_name(endpoint, variant.name),
+                                 json.dumps(config, sort_keys=True)))
+    return tuple(specs)
+
+
+def _metric(metric: Any, endpoint: str, variant: str) -> dict[str, Any]:
+    if metric == "invocations":
+        return {"PredefinedMetricSpecification": {"PredefinedMetricType": INVOCATIONS}}
+    dims = {"EndpointName": endpoint, "VariantName": variant}
+    if metric == "cpu":
+        # CPU is not a predefined SageMaker metric: it lives in the endpoint's own namespace
+        return {"CustomizedMetricSpecification": {
+            "MetricName": "CPUUtilization", "Namespace": "/aws/sagemaker/Endpoints", "Statistic": "Average",
+            "Unit": "Percent", "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()]}}
+    spec: dict[str, Any] = {"MetricName": metric["name"], "Namespace": metric["namespace"],
+                            "Statistic": metric.get("statistic", "Average")}
+    given = metric.get("dimensions")
+    spec["Dimensions"] = [{"Name": k, "Value": v} for k, v in (given if given is not None else dims).items()]
+    if metric.get("unit"):
+        spec["Unit"] = metric["unit"]
+    return {"CustomizedMetricSpecification": spec}
+
+
+def update_spec(raw: dict[str, Any] | None, endpoint: str, variants: tuple[DesiredVariant, ...]) -> UpdateSpec | None:
+    """``endpoint.update:`` -> the DeploymentConfig of a guarded (blue/green) update, and its alarms."""
+    if not raw:
+        return None
+    strategy = raw.get("strategy", "all-at-once")
+    routing: dict[str, Any] = {"Type": strategy.upper().replace("-", "_"),
+                               "WaitIntervalInSeconds": int(parse_duration(raw.get("wait", "5m")))}
+    summary = f"blue/green {strategy}"
+    if strategy == "canary":
+        size = float(raw.get("canary_size", 10))
+        routing["CanarySize"] = {"Type": "CAPACITY_PERCENT", "Value": _pct(size)}
+        summary += f" {_pct(size)}%"
+    elif strategy == "linear":
+        step = float(raw.get("linear_step", 20))
+        routing["LinearStepSize"] = {"Type": "CAPACITY_PERCENT", "Value": _pct(step)}
+        summary += f" steps of {_pct(step)}%"
+    summary += f", bake {routing['WaitIntervalInSeconds']}s"
+    policy: dict[str, Any] = {"TrafficRoutingConfiguration": routing,
+                              "TerminationWaitInSeconds": int(parse_duration(raw.get("termination_wait", "5m")))}
+    if "timeout" in raw:
+        policy["MaximumExecutionTimeoutInSeconds"] = int(parse_duration(raw["timeout"]))
+    config: dict[str, Any] = {"BlueGreenUpdatePolicy": policy}
+    alarms = raw.get("alarms")
+    created: tuple[AlarmSpec, ...] = ()
+    if alarms == "auto":
+        created = auto_alarms(endpoint, variants, int(raw.get("error_threshold", 5)),
+                              parse_duration(raw.get("latency_threshold", "1s")))
+        names = [a.name for a in created]
+    else:
+        names = list(alarms or [])
+    if names:
+        config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": n} for n in names]}
+        summary += f", rolls back on {len(names)} alarm{'s' if len(names) > 1 else ''}"
+    return UpdateSpec(json.dumps(config, sort_keys=True), summary, created)
+
+
+def _pct(value: float) -> int:
+    return max(1, min(100, int(round(value))))
+
+
+def auto_alarms(endpoint: str, variants: tuple[DesiredVariant, ...], errors_per_minute: int,
+                latency_s: float) -> tuple[AlarmSpec, ...]:
+    """Per variant: 5XX errors and average model latency (CloudWatch reports it in microseconds)."""
+    out = []
+    for v in variants:
+        dims = (("EndpointName", endpoint), ("VariantName", v.name))
+        out.append(AlarmSpec(names.alarm_name(endpoint, v.name, "5xx"), "Invocation5XXErrors", "AWS/SageMaker", "Sum", float(errors_per_minute),
+                             dims, f"{v.name}: {errors_per_minute}+ 5XX errors in a minute; rolls back updates"))
+        out.append(AlarmSpec(names.alarm_name(endpoint, v.name, "latency"), "ModelLatency", "AWS/SageMaker", "Average", latency_s * 1e6, dims,
+                             f"{v.name}: average model latency above {latency_s * 1000:g} ms; rolls back updates"))
+    return tuple(out)
+
+
+def gateway_spec(raw: dict[str, Any] | None, experiment: str, region: str, account: str) -> GatewaySpec | None:
+    """``gateway:`` -> the front door's names, limits and the proxy code's hash."""
+    if raw is None:
+        return None
+    from sme.gateway.package import code_sha256
+
+    partition = "aws-cn" if region.startswith("cn-") else "aws"
+    arn = f"arn:{partition}:sagemaker:{region}:{account}:endpoint/{experiment.lower()}"
+    throttle, quota = raw.get("throttle", {}), raw.get("quota", {})
+    return GatewaySpec(
+        experiment=experiment, endpoint_arn=arn, stage=raw.get("stage", "prod"),
+        path=raw.get("path", "invoke"), content_type=raw.get("content_type", "text/csv"),
+        rate=float(throttle.get("rate", 50)), burst=int(throttle.get("burst", 100)),
+        quota_limit=int(quota.get("limit", 100_000)), quota_period=quota.get("period", "DAY"),
+        timeout=int(parse_duration(raw.get("timeout", 29))), memory=int(raw.get("memory", 256)),
+        function_name=names.gateway_function_name(experiment), role_name=names.gateway_function_name(experiment),
+        api_name=names.gateway_api_name(experiment), log_group=names.gateway_log_group(experiment),
+        code_sha256=code_sha256(),
+    )

@@ -1,61 +1,24 @@
-"""Teardown as a sweep: everything recorded (or found by its sme:experiment tag) is deleted, in order.
+"""Teardown as a sweep: a plan that deletes everything recorded (or found by its sme:experiment tag), in
+dependency order. Pure: the records in, a Plan of ``Delete`` steps out.
 
-"Already gone" counts as success, so a sweep is idempotent. Kinds register how they are deleted and
-in what order; later features (autoscaling, alarms, gateway) add their own kinds to ``KINDS``.
+The plan runs through the same executor as a deploy, so a dry-run teardown shows exactly what a real one
+does; "already gone" counts as success, so a sweep is idempotent.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
-from sme.state import DeployState, ResourceRecord
-
-
-@dataclass(frozen=True)
-class Kind:
-    name: str
-    order: int  # lower is deleted first
-    delete: Callable[[Any, ResourceRecord], bool]  # True: deleted; False: already gone
+from sme.core.steps import Delete, Plan
+from sme.state import DeployState
 
 
-KINDS: dict[str, Kind] = {}
-
-
-def register(kind: Kind) -> None:
-    KINDS[kind.name] = kind
-
-
-@dataclass(frozen=True)
-class Removal:
-    kind: str
-    name: str
-    outcome: str  # deleted | already gone | would delete | kept
-
-
-def sweep(aws: Any, env: Any, state: DeployState, *, dry_run: bool, on_removed: Callable[[], None]) -> list[Removal]:
-    _load_kinds()
-    records = sorted(state.resources, key=lambda r: (KINDS[r.kind].order if r.kind in KINDS else 50,
-                                                     -r.created_at))
-    done: list[Removal] = []
-    for rec in records:
-        kind = KINDS.get(rec.kind)
-        if kind is None:
-            done.append(Removal(rec.kind, rec.name, "kept (unknown kind)"))
-            continue
-        if dry_run:
-            done.append(Removal(rec.kind, rec.name, "would delete"))
-            continue
-        deleted = kind.delete(aws, rec)
-        done.append(Removal(rec.kind, rec.name, "deleted" if deleted else "already gone"))
-        state.forget(rec.kind, rec.name)
-        on_removed()
-    return done
-
-
-def _load_kinds() -> None:
-    from sme.core import kinds  # noqa: F401  (registers the base kinds)
-    from sme.core.executor import EXTENSIONS
-
-    for name in EXTENSIONS:
-        __import__(name)
+def plan_teardown(state: DeployState, order: Callable[[str], int | None]) -> Plan:
+    """``order(kind)``: when a kind is deleted (lower first), or None for a kind sme cannot delete."""
+    known = [r for r in state.resources if order(r.kind) is not None]
+    records = sorted(known, key=lambda r: (order(r.kind), -r.created_at))
+    notes = tuple(f"kept {r.kind} {r.name}: sme does not know how to delete this kind"
+                  for r in state.resources if order(r.kind) is None)
+    steps = tuple(Delete(name=r.name, kind=r.kind, why="teardown", extra=tuple(sorted(r.extra.items())))
+                  for r in records)
+    return Plan(steps, notes)

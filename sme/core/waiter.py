@@ -17,11 +17,11 @@ FAILED = ("Failed", "OutOfService")
 
 
 def wait_for_endpoint(aws: Any, env: Env, name: str, expected_config: str, *, timeout: float, poll: float) -> dict:
-    from sme.core.remote import RemoteState
+    from sme.core.observe import RemoteState
 
     remote = RemoteState(aws)
     start = env.clock()
-    status_line = _StatusLine(env, name, timeout)
+    status_line = env.status_line()
     try:
         while True:
             raw = remote.describe_endpoint(name)
@@ -29,7 +29,8 @@ def wait_for_endpoint(aws: Any, env: Env, name: str, expected_config: str, *, ti
             if raw is None:
                 raise DeployFailed(f"endpoint {name} disappeared while waiting for it")
             status = raw["EndpointStatus"]
-            status_line.show(status, elapsed)
+            status_line.show(f"endpoint {name}: {status}  {format_duration(elapsed)} elapsed "
+                             f"(limit {format_duration(timeout)})", status)
             if status == DONE:
                 return _check_live_config(raw, name, expected_config)
             if status in FAILED:
@@ -60,7 +61,7 @@ def _check_live_config(raw: dict, name: str, expected: str) -> dict:
 
 
 def wait_for_endpoint_gone(aws: Any, env: Env, name: str, *, timeout: float, poll: float) -> None:
-    from sme.core.remote import RemoteState
+    from sme.core.observe import RemoteState
 
     remote = RemoteState(aws)
     start = env.clock()
@@ -73,29 +74,3 @@ def wait_for_endpoint_gone(aws: Any, env: Env, name: str, *, timeout: float, pol
             raise WaitTimeout(f"endpoint {name} still {raw['EndpointStatus']} after {format_duration(elapsed)}",
                               hint="run the command again to keep waiting")
         env.sleep(min(poll, max(0.0, timeout - elapsed)))
-
-
-class _StatusLine:
-    """A live line on a terminal; one line per status change otherwise (logs, CI)."""
-
-    def __init__(self, env: Env, name: str, timeout: float):
-        self.env, self.name, self.timeout = env, name, timeout
-        self.live: Any = None
-        self.last: str | None = None
-
-    def show(self, status: str, elapsed: float) -> None:
-        text = f"endpoint {self.name}: {status}  {format_duration(elapsed)} elapsed (limit {format_duration(self.timeout)})"
-        if self.env.interactive:
-            if self.live is None:
-                from rich.live import Live
-
-                self.live = Live(text, console=self.env.err, transient=False, refresh_per_second=4)
-                self.live.start()
-            self.live.update(text)
-        elif status != self.last:
-            self.env.info(text)
-        self.last = status
-
-    def close(self) -> None:
-        if self.live is not None:
-            self.live.stop()

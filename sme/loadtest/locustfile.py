@@ -10,7 +10,7 @@ It reads the plan written by the parent (``SME_LOADTEST_PLAN``) and defines:
   batches in Locust's worker reports (and a last one when they stop), the master or the local runner
   merges them into a ``Tally`` and writes progress lines and the final tally for the parent.
 
-Only this module and ``child.py`` import locust or gevent.
+Only the load process imports locust or gevent: this module, ``child.py`` and ``progress.py``.
 """
 
 from __future__ import annotations

@@ -3,8 +3,10 @@
     config.load -> targets.resolve -> plan file -> child (python -m sme.loadtest.child, own session)
       -> progress lines (live display) -> final tally -> results.summarize/write -> SLO table -> exit code
 
-gevent and locust never enter this process. Ctrl-C or SIGTERM here is passed on to the child as SIGINT:
-Locust stops the users, writes its HTML report and our final tally, and the summary is marked partial.
+gevent and locust never enter this process. The first Ctrl-C or SIGTERM here asks the load process to stop
+(a ``stop`` file it checks once a second; before the run has started, a SIGINT): it ends the run as if on
+time, writes its HTML report and our final tally, and the summary is marked partial. A second one kills the
+load process's whole group.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from sme.errors import ExitStatus, SmeError, UserError
 from sme.loadtest import config as cfg
 from sme.loadtest.results import render_slo, summarize, timeseries, write
 from sme.loadtest.targets import resolve
+from sme.net import free_port
 
 
 @dataclass(frozen=True)
@@ -112,17 +115,11 @@ def _locust_args(lt: cfg.LoadTest, mode: Mode, out_dir: Path) -> list[str]:
         return args + ["--master", "--expect-workers", str(mode.expect_workers),
                        "--master-bind-port", str(mode.master_port)]
     if lt.processes > 1:
-        port = str(_free_port())
+        port = str(free_port())
         args += ["--processes", str(lt.processes), "--master-bind-port", port, "--master-port", port]
     return args
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class _Child:

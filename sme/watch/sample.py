@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from sme.core.names import scaling_resource_id
 from sme.watch import metrics as cw
 from sme.watch.network import headroom, subnet_rows
 from sme.watch.retry import CallFailed, Retrier
@@ -105,7 +106,7 @@ class Sampler:
     def _scaling(self, record: dict[str, Any], deadline: float) -> None:
         if not self.target.scaling:
             return
-        prefix = f"endpoint/{self.target.endpoint}/variant/"
+        prefix = scaling_resource_id(self.target.endpoint, "")
         kwargs: dict[str, Any] = {"ServiceNamespace": "sagemaker"}
         if len(self.target.variants) == 1:
             kwargs["ResourceId"] = prefix + self.target.variants[0]

@@ -13,6 +13,8 @@ import math
 import time
 from typing import Any
 
+from sme.core.names import scaling_resource_id
+
 
 class Scaler:
     def __init__(self, endpoints: Any, metrics: Any, window: float = 30.0, clock: Any = time.time):
@@ -34,7 +36,7 @@ class Scaler:
             if endpoint is None:
                 continue
             for variant, instances in list(ep.live.instances.items()):
-                resource = f"endpoint/{ep.name}/variant/{variant}"
+                resource = scaling_resource_id(ep.name, variant)
                 target = aas.targets.get("sagemaker:variant:DesiredInstanceCount", {}).get(resource)
                 policy = next((p for p in aas.policies.values() if p.resource_id == resource
                                and p.target_tracking_scaling_policy_configuration), None)
@@ -66,7 +68,7 @@ class Scaler:
         self.endpoints.resize(ep, endpoint, variant, wanted)
         from sme.local.aws.patches.autoscaling import add_activity
 
-        add_activity(f"endpoint/{ep.name}/variant/{variant}",
+        add_activity(scaling_resource_id(ep.name, variant),
                                 f"Setting desired instance count to {wanted}.",
                                 cause=f"monitor alarm: {self._metric_name(cfg)} = {value:.1f} against target "
                                       f"{goal:g}; changing the desired capacity from {current} to {wanted}",

@@ -23,8 +23,7 @@ from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_report_runs import churn_run, write_loadtest, write_watch  # noqa: E402
+from tests.support.runs import churn_run, write_loadtest, write_watch  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -277,7 +276,7 @@ def test_loadtest_alone_makes_a_report(tmp_path: Path, browser: Browser) -> None
 
 def test_real_loadtest_run_opens_in_the_browser(tmp_path: Path, browser: Browser) -> None:
     """`sme loadtest` against a local HTTP server, then `sme report` on what it wrote."""
-    from httpserver import CountingServer
+    from tests.support.httpserver import CountingServer
 
     server = CountingServer.start_process()
     try:

@@ -3,7 +3,7 @@
 It is the ground truth for load-test tests and benchmarks: it counts every request it answers and keeps
 its own HDR histogram of the time it held each request, so a client's numbers can be checked exactly.
 
-Run it as a subprocess (``python tests/httpserver.py --port 0`` prints ``PORT <n>``) or in a thread;
+Run it as a subprocess (``python tests/support/httpserver.py --port 0`` prints ``PORT <n>``) or in a thread;
 either way the :class:`CountingServer` handle below gives ``.url``, ``.stats()``, ``.configure(...)``,
 ``.stall(seconds)``, ``.reset()`` and ``.stop()``. Control requests live under ``/__sme/`` and are not
 counted:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import http.client
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
@@ -17,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from sme.net import free_port
 
 from sme.errors import WaitTimeout
 from sme.local.demo_model import build_demo_model
@@ -51,16 +52,10 @@ def rows(demo):
     return np.loadtxt(demo.payload_csv, delimiter=",")[:40]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def xgb_runtime(demo):
     """Port and worker count from the container's environment variables, as SageMaker sets them."""
-    port = _free_port()
+    port = free_port()
     runtime = start_runtime(demo.model_tar, port=None, workers=None,
                             env={"SAGEMAKER_BIND_TO_PORT": str(port), "SAGEMAKER_MODEL_SERVER_WORKERS": "2"})
     try:

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from tests.test_deploy_e2e import deploy_args, model_tar  # noqa: F401  (fixture)
+from tests.e2e.test_deploy import deploy_args, model_tar  # noqa: F401  (fixture)
 
 RID = "endpoint/churn/variant/AllTraffic"
 

@@ -1,6 +1,6 @@
 """`sme loadtest` end to end: the real CLI as a subprocess, real Locust, a real HTTP server on 127.0.0.1.
 
-The server (tests/httpserver.py) counts every request and keeps its own latency histogram, so the
+The server (tests/support/httpserver.py) counts every request and keeps its own latency histogram, so the
 client's numbers are checked against the truth, exactly for counts and within 2% for percentiles.
 Stages are a few seconds long so the whole file stays well under three minutes on two cores.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from httpserver import CountingServer  # noqa: E402
+from sme.net import free_port
+
+from tests.support.httpserver import CountingServer  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -101,7 +101,7 @@ def test_two_processes_count_exactly_and_an_slo_breach_exits_3(srv, tmp_path, en
 
 
 def test_a_master_with_two_workers_counts_exactly(srv, tmp_path, env):
-    port = _free_port()
+    port = free_port()
     cfg = write_config(tmp_path, url_config(srv, "  - {duration: 3s, users: 6}"))
     base = [sys.executable, "-m", "sme", "loadtest", "-c", str(cfg), "--master-port", str(port)]
     master = subprocess.Popen(base + ["--master", "--expect-workers", "2", "--out", "run"], env=env, cwd=tmp_path,
@@ -278,12 +278,6 @@ def _wait_for_requests(srv: CountingServer, n: int, timeout: float = 30) -> None
         time.sleep(0.1)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_a_rate_ladder_stops_one_step_after_the_slo_breaks(srv, tmp_path, env):
     srv.configure(latency_ms=100, max_concurrency=10)  # capacity: at most 100 requests/s
     cfg = write_config(tmp_path, url_config(
@@ -301,7 +295,7 @@ def test_a_rate_ladder_stops_one_step_after_the_slo_breaks(srv, tmp_path, env):
 
 
 def test_errors_without_a_reply_are_counted_by_exception(tmp_path, env):
-    cfg = write_config(tmp_path, f"target: {{url: 'http://127.0.0.1:{_free_port()}/x'}}\n"
+    cfg = write_config(tmp_path, f"target: {{url: 'http://127.0.0.1:{free_port()}/x'}}\n"
                        "payload: {body: a}\nstages:\n  - {duration: 1s, users: 2}\nslo: {error_rate: 0.01}\n")
     r = sme("loadtest", "-c", str(cfg), "--out", "run", env=env, cwd=tmp_path)
     assert r.returncode == 3, r.stderr + r.stdout

@@ -1,4 +1,4 @@
-"""The production planner is pure: in-memory Desired, Observed and ObservedExtras in, a Plan out."""
+"""The planner is pure for the production sections too: in-memory Desired and Observed in, a Plan out."""
 
 from __future__ import annotations
 
@@ -7,25 +7,19 @@ from dataclasses import replace
 
 import pytest
 
-from sme.core.extras import scaling_specs, update_spec
-from sme.core.models import EndpointView, Observed, VariantView
-from sme.core.plan_extras import ObservedExtras, ScalingView, extend_plan
+from sme.core.models import GatewayView, Observed, ScalingView, VariantView
 from sme.core.planner import plan_deploy
 from sme.core.preflight import evaluate, peaks
 from sme.core.preflight_facts import Facts, SubnetFacts
 from sme.core.rollback import choose_target
 from sme.errors import ConfigError, UserError
-from tests.test_planner import desired, live
+from tests.unit.core.test_planner import desired, live
 
 RID = "endpoint/churn/variant/AllTraffic"
 
 
-def with_extra(d, **extra):
-    return replace(d, extra=extra)
-
-
-def plan(d, observed, extras=ObservedExtras()):
-    return extend_plan(d, observed, extras, plan_deploy(d, observed), account="123456789012")
+def plan(d, observed, **what_aws_has):
+    return plan_deploy(d, replace(observed, **what_aws_has))
 
 
 def ops(p):
@@ -33,76 +27,76 @@ def ops(p):
 
 
 def scaled(d, low=2, high=6):
-    [spec] = scaling_specs(d)
+    [spec] = d.scaling
     return ScalingView(RID, low, high, ((spec.policy_name, spec.policy),))
 
 
 def test_new_endpoint_registers_scaling_after_it_is_in_service():
-    d = with_extra(desired(), autoscaling={"min": 2, "max": 6})
+    d = desired(autoscaling={"min": 2, "max": 6})
     assert ops(plan(d, Observed()))[-4:] == ["create_endpoint", "wait_endpoint", "register_scaling",
                                              "put_scaling_policy"]
 
 
 def test_update_is_wrapped_deregister_update_register_and_retains_counts():
-    d = with_extra(desired(count=3), autoscaling={"min": 2, "max": 6})
+    d = desired(count=3, autoscaling={"min": 2, "max": 6})
     old = live(desired(count=2), config="churn-config-old")
     old = replace(old, config_exists=False, endpoint=replace(old.endpoint, variants=(VariantView("AllTraffic", 5, 5),)))
-    p = plan(d, old, ObservedExtras(scaling=(scaled(d),)))
-    assert ops(p) == ["create_endpoint_config", "deregister_scaling", "update_endpoint_guarded", "wait_endpoint",
+    p = plan(d, old, scaling=(scaled(d),))
+    assert ops(p) == ["create_endpoint_config", "deregister_scaling", "update_endpoint", "wait_endpoint",
                       "register_scaling", "put_scaling_policy"]
-    assert p.steps[2].params.retain is True
+    assert p.steps[2].retain is True
 
 
 def test_unchanged_scaling_plans_nothing_and_changed_bounds_reregister():
-    d = with_extra(desired(), autoscaling={"min": 2, "max": 6})
-    assert plan(d, live(d), ObservedExtras(scaling=(scaled(d),))).empty
-    assert ops(plan(d, live(d), ObservedExtras(scaling=(scaled(d, 1, 4),)))) == ["register_scaling"]
+    d = desired(autoscaling={"min": 2, "max": 6})
+    assert plan(d, live(d), scaling=(scaled(d),)).empty
+    assert ops(plan(d, live(d), scaling=(scaled(d, 1, 4),))) == ["register_scaling"]
 
 
 def test_removed_section_removes_only_targets_sme_made():
     d = desired()
-    mine = scaled(with_extra(d, autoscaling={"max": 6}))
+    mine = scaled(desired(autoscaling={"max": 6}))
     foreign = ScalingView(RID, 1, 3, (("someone-elses", "{}"),))
-    assert ops(plan(d, live(d), ObservedExtras(scaling=(mine,)))) == ["deregister_scaling"]
-    assert plan(d, live(d), ObservedExtras(scaling=(foreign,))).empty
+    assert ops(plan(d, live(d), scaling=(mine,))) == ["deregister_scaling"]
+    assert plan(d, live(d), scaling=(foreign,)).empty
 
 
 def test_guarded_update_carries_the_deployment_config_and_creates_alarms_first():
-    d = with_extra(desired(count=3), update={"strategy": "linear", "linear_step": 25, "wait": "2m", "alarms": "auto"})
+    d = desired(count=3, update={"strategy": "linear", "linear_step": 25, "wait": "2m", "alarms": "auto"})
     old = replace(live(desired(count=2), config="churn-config-old"), config_exists=False)
     p = plan(d, old)
-    assert ops(p) == ["create_endpoint_config", "put_alarm", "put_alarm", "update_endpoint_guarded", "wait_endpoint"]
-    config = json.loads(p.steps[3].params.deployment_config)
+    assert ops(p) == ["create_endpoint_config", "put_alarm", "put_alarm", "update_endpoint", "wait_endpoint"]
+    config = json.loads(p.steps[3].deployment_config)
     assert config["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"] == {
         "Type": "LINEAR", "WaitIntervalInSeconds": 120, "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 25}}
     assert len(config["AutoRollbackConfiguration"]["Alarms"]) == 2
-    assert p.steps[3].params.retain is False, "without autoscaling a deploy sets the counts it asks for"
+    assert p.steps[3].retain is False, "without autoscaling a deploy sets the counts it asks for"
 
 
 def test_named_alarms_are_used_as_given():
-    spec = update_spec(with_extra(desired(), update={"alarms": ["my-5xx"]}))
+    spec = desired(update={"alarms": ["my-5xx"]}).update
     assert json.loads(spec.deployment_config)["AutoRollbackConfiguration"] == {"Alarms": [{"AlarmName": "my-5xx"}]}
     assert spec.alarms == ()
 
 
 def test_cpu_and_custom_metrics():
-    [cpu] = scaling_specs(with_extra(desired(), autoscaling={"max": 4, "metric": "cpu"}))
+    [cpu] = desired(autoscaling={"max": 4, "metric": "cpu"}).scaling
     assert cpu.policy_config["CustomizedMetricSpecification"]["MetricName"] == "CPUUtilization"
     assert cpu.policy_config["TargetValue"] == 60.0
     with pytest.raises(ConfigError, match="autoscaling.target"):
-        scaling_specs(with_extra(desired(), autoscaling={"max": 4, "metric": {"name": "Q", "namespace": "N"}}))
+        desired(autoscaling={"max": 4, "metric": {"name": "Q", "namespace": "N"}})
     with pytest.raises(ConfigError, match="above max"):
-        scaling_specs(with_extra(desired(), autoscaling={"min": 5, "max": 4}))
+        desired(autoscaling={"min": 5, "max": 4})
 
 
 def test_gateway_is_built_after_the_endpoint_and_removed_with_its_section():
-    d = with_extra(desired(), gateway={})
+    d = desired(gateway={})
     p = plan(d, Observed())
     assert ops(p)[-5:] == ["create_gateway_role", "create_gateway_log_group", "create_gateway_function",
                            "create_gateway_api", "create_gateway_key"]
     have = {"usage-plan": "u1", "gateway-key": "k1", "gateway-api": "a1", "lambda": "f", "log-group": "g",
             "gateway-role": "r"}
-    removal = plan(desired(), live(desired()), ObservedExtras(gateway=have))
+    removal = plan(desired(), live(desired()), gateway=GatewayView(tuple(have.items())))
     assert [s.kind for s in removal.steps] == ["usage-plan", "gateway-key", "gateway-api", "lambda", "log-group",
                                                "gateway-role"]
 
@@ -118,7 +112,7 @@ def outcome(checks, prefix):
 
 
 def test_preflight_counts_max_capacity_doubled_during_an_update():
-    d = with_extra(desired(count=2), autoscaling={"max": 5})
+    d = desired(count=2, autoscaling={"max": 5})
     assert peaks(d, plan_deploy(d, Observed()))[0].instances == 5
     old = replace(live(desired(count=1), config="x"), config_exists=False)
     assert peaks(d, plan_deploy(d, old))[0].instances == 10

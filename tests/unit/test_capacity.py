@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_report_runs import write_loadtest, write_watch  # noqa: E402
+from tests.support.runs import write_loadtest, write_watch  # noqa: E402
 
 from sme.capacity import cost_per_million, plan  # noqa: E402
 from sme.report.rundir import load_run  # noqa: E402

@@ -13,13 +13,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sme.aws import AwsError, aws_call, is_not_found
-from sme.core import ops_iam
-from sme.core.executor import ExecContext, handles
-from sme.core.extras import GatewaySpec
-from sme.core.models import Step
-from sme.core.sweeper import Kind, register
-from sme.state import ResourceRecord
+from sme.aws import aws_call, if_found
+from sme.core import steps
+from sme.core.executor import Deleter, ExecContext
+from sme.core.models import GatewaySpec
+from sme.core.resources.iam import delete_role, while_role_propagates
 
 RUNTIME = "python3.12"
 LOG_RETENTION_DAYS = 30
@@ -36,9 +34,8 @@ def proxy_policy(spec: GatewaySpec) -> str:
          "Resource": [f"{logs}:*"]}]}, sort_keys=True)
 
 
-@handles("create_gateway_role")
-def create_gateway_role(ctx: ExecContext, step: Step) -> None:
-    spec: GatewaySpec = step.params
+def create_gateway_role(ctx: ExecContext, step: steps.CreateGatewayRole) -> None:
+    spec = step.gateway
     trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
                                                      "Action": "sts:AssumeRole"}]}
     iam = ctx.aws.client("iam")
@@ -50,38 +47,35 @@ def create_gateway_role(ctx: ExecContext, step: Step) -> None:
         iam.put_role_policy(RoleName=spec.role_name, PolicyName="invoke-endpoint", PolicyDocument=proxy_policy(spec))
 
 
-@handles("create_gateway_log_group")
-def create_gateway_log_group(ctx: ExecContext, step: Step) -> None:
-    spec: GatewaySpec = step.params
+def create_gateway_log_group(ctx: ExecContext, step: steps.CreateGatewayLogGroup) -> None:
+    spec = step.gateway
     logs = ctx.aws.client("logs")
     with aws_call("logs:CreateLogGroup", spec.log_group):
-        logs.create_log_group(logGroupName=spec.log_group, tags=dict(ctx.desired.tags) if ctx.desired else {})
+        logs.create_log_group(logGroupName=spec.log_group, tags=ctx.tag_map)
     ctx.record("log-group", spec.log_group)
     with aws_call("logs:PutRetentionPolicy", spec.log_group):
         logs.put_retention_policy(logGroupName=spec.log_group, retentionInDays=LOG_RETENTION_DAYS)
 
 
-@handles("create_gateway_function")
-def create_gateway_function(ctx: ExecContext, step: Step) -> None:
+def create_gateway_function(ctx: ExecContext, step: steps.CreateGatewayFunction) -> None:
     from sme.gateway.package import HANDLER, handler_zip
 
-    spec: GatewaySpec = step.params
+    spec = step.gateway
     role_arn = ctx.aws.client("iam").get_role(RoleName=spec.role_name)["Role"]["Arn"]
     kwargs = dict(FunctionName=spec.function_name, Runtime=RUNTIME, Role=role_arn, Handler=HANDLER,
                   Code={"ZipFile": handler_zip()}, Timeout=spec.timeout, MemorySize=spec.memory,
                   Description=f"sme front door for endpoint {ctx.desired.endpoint_name if ctx.desired else ''}",
-                  Environment={"Variables": _function_env(ctx, spec)}, Tags=dict(ctx.desired.tags) if ctx.desired else {})
+                  Environment={"Variables": _function_env(ctx, spec)}, Tags=ctx.tag_map)
     client = ctx.aws.client("lambda")
-    reply = ops_iam.while_role_propagates(ctx, "lambda:CreateFunction", spec.function_name, "Lambda",
+    reply = while_role_propagates(ctx, "lambda:CreateFunction", spec.function_name, "Lambda",
                                   lambda: client.create_function(**kwargs))
     ctx.record("lambda", spec.function_name, reply["FunctionArn"])
 
 
-@handles("update_gateway_function")
-def update_gateway_function(ctx: ExecContext, step: Step) -> None:
+def update_gateway_function(ctx: ExecContext, step: steps.UpdateGatewayFunction) -> None:
     from sme.gateway.package import handler_zip
 
-    spec: GatewaySpec = step.params
+    spec = step.gateway
     with aws_call("lambda:UpdateFunctionCode", spec.function_name):
         ctx.aws.client("lambda").update_function_code(FunctionName=spec.function_name, ZipFile=handler_zip())
 
@@ -91,16 +85,15 @@ def _function_env(ctx: ExecContext, spec: GatewaySpec) -> dict[str, str]:
             "SME_CONTENT_TYPE": spec.content_type}
 
 
-@handles("create_gateway_api")
-def create_gateway_api(ctx: ExecContext, step: Step) -> None:
-    spec: GatewaySpec = step.params
+def create_gateway_api(ctx: ExecContext, step: steps.CreateGatewayApi) -> None:
+    spec = step.gateway
     apigw, region = ctx.aws.client("apigateway"), ctx.aws.region
     with aws_call("apigateway:CreateRestApi", spec.api_name):
         # binary media types */*: every body reaches the proxy base64-encoded, byte for byte (images, protobuf,
         # npy as well as CSV), and a base64 reply of the proxy goes back to the client as bytes
         api = apigw.create_rest_api(name=spec.api_name, description=f"sme front door for {spec.experiment}",
                                     endpointConfiguration={"types": ["REGIONAL"]}, binaryMediaTypes=["*/*"],
-                                    tags=dict(ctx.desired.tags) if ctx.desired else {})
+                                    tags=ctx.tag_map)
     api_id = api["id"]
     ctx.record("gateway-api", api_id, api_name=spec.api_name)
     with aws_call("apigateway:GetResources", api_id):
@@ -139,9 +132,8 @@ def invoke_url(control_plane_url: str, api_id: str, region: str, stage: str, pat
     return f"{control_plane_url.rstrip('/')}/restapis/{api_id}/{stage}/_user_request_/{path}"
 
 
-@handles("update_usage_plan")
-def update_usage_plan(ctx: ExecContext, step: Step) -> None:
-    spec: GatewaySpec = step.params
+def update_usage_plan(ctx: ExecContext, step: steps.UpdateUsagePlan) -> None:
+    spec = step.gateway
     changes = {"/throttle/rateLimit": f"{spec.rate:g}", "/throttle/burstLimit": str(spec.burst),
                "/quota/limit": str(spec.quota_limit), "/quota/period": spec.quota_period}
     with aws_call("apigateway:UpdateUsagePlan", step.name):
@@ -149,16 +141,14 @@ def update_usage_plan(ctx: ExecContext, step: Step) -> None:
             usagePlanId=step.name, patchOperations=[{"op": "replace", "path": p, "value": v} for p, v in changes.items()])
 
 
-@handles("create_gateway_key")
-def create_gateway_key(ctx: ExecContext, step: Step) -> None:
-    spec: GatewaySpec = step.params
+def create_gateway_key(ctx: ExecContext, step: steps.CreateGatewayKey) -> None:
+    spec = step.gateway
     apigw = ctx.aws.client("apigateway")
     api_id = _find(apigw.get_rest_apis, spec.api_name)
     key_id = _find(lambda limit: apigw.get_api_keys(nameQuery=spec.api_name, limit=limit), spec.api_name)
     if key_id is None:
         with aws_call("apigateway:CreateApiKey", spec.api_name):
-            key = apigw.create_api_key(name=spec.api_name, enabled=True, tags=dict(ctx.desired.tags)
-                                       if ctx.desired else {}, description=f"sme front door key for {spec.experiment}")
+            key = apigw.create_api_key(name=spec.api_name, enabled=True, tags=ctx.tag_map, description=f"sme front door key for {spec.experiment}")
         key_id = key["id"]
         ctx.record("gateway-key", key_id, key_name=spec.api_name)
     with aws_call("apigateway:GetApiKey", key_id):
@@ -172,7 +162,7 @@ def create_gateway_key(ctx: ExecContext, step: Step) -> None:
                 apiStages=[{"apiId": api_id, "stage": spec.stage}],
                 throttle={"rateLimit": spec.rate, "burstLimit": spec.burst},
                 quota={"limit": spec.quota_limit, "period": spec.quota_period},
-                tags=dict(ctx.desired.tags) if ctx.desired else {})["id"]
+                tags=ctx.tag_map)["id"]
         ctx.record("usage-plan", plan_id, plan_name=spec.api_name)
     with aws_call("apigateway:CreateUsagePlanKey", plan_id):
         try:
@@ -186,65 +176,56 @@ def _find(list_call: Any, name: str) -> str | None:
     return next((i["id"] for i in items if i.get("name") == name), None)
 
 
-@handles("remove_gateway_part")
-def remove_gateway_part(ctx: ExecContext, step: Step) -> None:
-    kind = KINDS_BY_PART[step.params]
-    kind(ctx.aws, ResourceRecord(step.params, step.name))
-    ctx.state.forget(step.params, step.name)
-    if step.params == "gateway-api":
-        ctx.state.outputs.pop("gateway_url", None)
-    if step.params == "gateway-key":
-        ctx.state.secrets.pop("api_key", None)
-    ctx.save()
-
-
-def _gone_ok(service: str, op: str, name: str, call: Any) -> bool:
-    try:
-        with aws_call(f"{service}:{op}", name):
-            call()
-        return True
-    except AwsError as exc:
-        if is_not_found(exc.__cause__ or exc):
-            return False
-        raise
-
-
-def delete_usage_plan(aws: Any, rec: ResourceRecord) -> bool:
-    apigw = aws.client("apigateway")
-    try:
-        with aws_call("apigateway:GetUsagePlan", rec.name):
-            stages = apigw.get_usage_plan(usagePlanId=rec.name).get("apiStages", [])
-    except AwsError as exc:
-        if is_not_found(exc.__cause__ or exc):
-            return False
-        raise
+def delete_usage_plan(ctx: ExecContext, name: str, extra: dict[str, Any]) -> bool:
+    apigw = ctx.aws.client("apigateway")
+    plan = if_found("apigateway:GetUsagePlan", name, lambda: apigw.get_usage_plan(usagePlanId=name))
+    if plan is None:
+        return False
+    stages = plan.get("apiStages", [])
     if stages:
         # a usage plan must let go of its stages before it (or the API) can be deleted
         ops = [{"op": "remove", "path": "/apiStages", "value": f"{s['apiId']}:{s['stage']}"} for s in stages]
-        _gone_ok("apigateway", "UpdateUsagePlan", rec.name,
-                 lambda: apigw.update_usage_plan(usagePlanId=rec.name, patchOperations=ops))
-    return _gone_ok("apigateway", "DeleteUsagePlan", rec.name, lambda: apigw.delete_usage_plan(usagePlanId=rec.name))
+        if_found("apigateway:UpdateUsagePlan", name, lambda: apigw.update_usage_plan(usagePlanId=name, patchOperations=ops))
+    return if_found("apigateway:DeleteUsagePlan", name, lambda: apigw.delete_usage_plan(usagePlanId=name)) is not None
 
 
-def _delete_key(aws: Any, rec: ResourceRecord) -> bool:
-    return _gone_ok("apigateway", "DeleteApiKey", rec.name, lambda: aws.client("apigateway").delete_api_key(apiKey=rec.name))
+def delete_key(ctx: ExecContext, name: str, extra: dict[str, Any]) -> bool:
+    ctx.state.secrets.pop("api_key", None)
+    apigw = ctx.aws.client("apigateway")
+    return if_found("apigateway:DeleteApiKey", name, lambda: apigw.delete_api_key(apiKey=name)) is not None
 
 
-def _delete_api(aws: Any, rec: ResourceRecord) -> bool:
-    return _gone_ok("apigateway", "DeleteRestApi", rec.name,
-                    lambda: aws.client("apigateway").delete_rest_api(restApiId=rec.name))
+def delete_api(ctx: ExecContext, name: str, extra: dict[str, Any]) -> bool:
+    ctx.state.outputs.pop("gateway_url", None)
+    apigw = ctx.aws.client("apigateway")
+    return if_found("apigateway:DeleteRestApi", name, lambda: apigw.delete_rest_api(restApiId=name)) is not None
 
 
-def _delete_function(aws: Any, rec: ResourceRecord) -> bool:
-    return _gone_ok("lambda", "DeleteFunction", rec.name, lambda: aws.client("lambda").delete_function(FunctionName=rec.name))
+def delete_function(ctx: ExecContext, name: str, extra: dict[str, Any]) -> bool:
+    lam = ctx.aws.client("lambda")
+    return if_found("lambda:DeleteFunction", name, lambda: lam.delete_function(FunctionName=name)) is not None
 
 
-def _delete_log_group(aws: Any, rec: ResourceRecord) -> bool:
-    return _gone_ok("logs", "DeleteLogGroup", rec.name, lambda: aws.client("logs").delete_log_group(logGroupName=rec.name))
+def delete_log_group(ctx: ExecContext, name: str, extra: dict[str, Any]) -> bool:
+    logs = ctx.aws.client("logs")
+    return if_found("logs:DeleteLogGroup", name, lambda: logs.delete_log_group(logGroupName=name)) is not None
 
 
-KINDS_BY_PART = {"usage-plan": delete_usage_plan, "gateway-key": _delete_key, "gateway-api": _delete_api,
-                 "lambda": _delete_function, "log-group": _delete_log_group,
-                 "gateway-role": lambda aws, r: ops_iam.delete_role(aws, r.name)}
-for _order, _part in enumerate(("usage-plan", "gateway-key", "gateway-api", "lambda", "log-group", "gateway-role")):
-    register(Kind(_part, 10 + _order, KINDS_BY_PART[_part]))
+HANDLERS = {
+    steps.CreateGatewayRole: create_gateway_role,
+    steps.CreateGatewayLogGroup: create_gateway_log_group,
+    steps.CreateGatewayFunction: create_gateway_function,
+    steps.UpdateGatewayFunction: update_gateway_function,
+    steps.CreateGatewayApi: create_gateway_api,
+    steps.CreateGatewayKey: create_gateway_key,
+    steps.UpdateUsagePlan: update_usage_plan,
+}
+# torn down before the endpoint (40): the usage plan and key before the API, the function before its role
+DELETERS = {
+    "usage-plan": Deleter(10, delete_usage_plan),
+    "gateway-key": Deleter(11, delete_key),
+    "gateway-api": Deleter(12, delete_api),
+    "lambda": Deleter(13, delete_function),
+    "log-group": Deleter(14, delete_log_group),
+    "gateway-role": Deleter(15, delete_role),
+}

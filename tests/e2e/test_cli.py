@@ -112,7 +112,7 @@ def test_readme_experiment_file_is_valid(tmp_path):
 
     from sme.config import Overrides, load_experiment
 
-    readme = Path(__file__).resolve().parent.parent / "README.md"
+    readme = Path(__file__).resolve().parents[2] / "README.md"
     blocks = re.findall(r"```yaml\n(.*?)```", readme.read_text(), re.S)
     experiment = next(b for b in blocks if b.startswith("name:"))
     path = tmp_path / "sme.yaml"

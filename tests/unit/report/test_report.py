@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_report_runs import T0, churn_run, write_loadtest, write_watch  # noqa: E402
+from tests.support.runs import T0, churn_run, write_loadtest, write_watch  # noqa: E402
 
 from sme.report import svg  # noqa: E402
 from sme.report.build import ReportOptions, parse_instance_types, price_variants  # noqa: E402

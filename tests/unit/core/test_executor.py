@@ -12,10 +12,11 @@ from sme.aws import AwsContext
 from sme.console import Env
 from sme.core.executor import ExecContext, Executor
 from sme.core.models import Observed
+from sme.core.observe import RemoteState
 from sme.core.planner import plan_deploy
-from sme.core.remote import RemoteState
+from sme.core.resources import HANDLERS
 from sme.state import DeployState, load_state
-from tests.test_planner import desired
+from tests.unit.core.test_planner import desired
 
 
 class FakeAws(AwsContext):
@@ -42,7 +43,7 @@ def test_executor_records_each_resource_as_it_is_created(tmp_path, monkeypatch):
     plan = plan_deploy(d, Observed())
     plan = type(plan)(tuple(s for s in plan.steps if s.op != "wait_endpoint"))
     ctx = ExecContext(aws=FakeAws({"sagemaker": sm}), state=DeployState("churn"), env=Env(), desired=d)
-    Executor(ctx).execute(plan)
+    Executor(ctx, HANDLERS).execute(plan)
     assert recorded_before_endpoint == ["model", "endpoint-config"], "model and config must be saved before the next call"
     state = load_state("churn")
     assert [r.kind for r in state.resources] == ["model", "endpoint-config", "endpoint"]
@@ -64,7 +65,7 @@ def test_a_failed_create_keeps_what_was_already_recorded(tmp_path, monkeypatch):
     d = desired()
     ctx = ExecContext(aws=FakeAws({"sagemaker": sm}), state=DeployState("churn"), env=Env(), desired=d)
     with pytest.raises(AwsError, match="CreateEndpointConfig on churn-config-.*ResourceLimitExceeded"):
-        Executor(ctx).execute(plan_deploy(d, Observed()))
+        Executor(ctx, HANDLERS).execute(plan_deploy(d, Observed()))
     assert [r.name for r in load_state("churn").resources] == [d.model.name]
 
 
@@ -80,7 +81,7 @@ def test_role_propagation_delay_is_retried(tmp_path, monkeypatch):
     d = desired()
     step = plan_deploy(d, Observed()).steps[0]
     ctx = ExecContext(aws=FakeAws({"sagemaker": sm}), state=DeployState("churn"), env=Env(sleep=slept.append), desired=d)
-    Executor(ctx).execute(type(plan_deploy(d, Observed()))((step,)))
+    Executor(ctx, HANDLERS).execute(type(plan_deploy(d, Observed()))((step,)))
     assert slept == [1] and sm.create_model.call_count == 2
 
 
@@ -98,7 +99,13 @@ def test_remote_state_reads_with_the_exact_calls():
             "LastModifiedTime": "2026-01-01",
             "ProductionVariants": [{"VariantName": "AllTraffic", "CurrentInstanceCount": 2, "DesiredInstanceCount": 2}]},
             {"EndpointName": "churn"})
-        observed = RemoteState(FakeAws({"sagemaker": sm})).observe(d)
+        aas = boto3.client("application-autoscaling", region_name="us-east-1")
+        with Stubber(aas) as scaling:
+            scaling.add_response("describe_scalable_targets", {"ScalableTargets": []}, {
+                "ServiceNamespace": "sagemaker", "ResourceIds": ["endpoint/churn/variant/AllTraffic"],
+                "ScalableDimension": "sagemaker:variant:DesiredInstanceCount"})
+            observed = RemoteState(FakeAws({"sagemaker": sm, "application-autoscaling": aas})).observe(d)
+            scaling.assert_no_pending_responses()
         stub.assert_no_pending_responses()
     assert observed.model_exists and not observed.config_exists
     assert observed.endpoint.config_name == "churn-config-old"

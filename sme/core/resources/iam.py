@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from sme.aws import AwsError, aws_call, is_not_found
-from sme.core.executor import ExecContext, handles
-from sme.core.models import DesiredRole, Step
+from sme.aws import AwsError, aws_call, if_found
+from sme.core import steps
+from sme.core.executor import Deleter, ExecContext
 
 
 ROLE_PROPAGATION_TRIES = 8
@@ -27,9 +27,8 @@ def while_role_propagates(ctx: ExecContext, operation: str, resource: str, servi
     raise AssertionError("unreachable")
 
 
-@handles("create_role")
-def create_role(ctx: ExecContext, step: Step) -> None:
-    role: DesiredRole = step.params
+def create_role(ctx: ExecContext, step: steps.CreateRole) -> None:
+    role = step.role
     iam = ctx.aws.client("iam")
     with aws_call("iam:CreateRole", role.name):
         reply = iam.create_role(RoleName=role.name, Path=role.path, AssumeRolePolicyDocument=role.trust_policy,
@@ -38,24 +37,20 @@ def create_role(ctx: ExecContext, step: Step) -> None:
     ctx.record("role", role.name, reply["Role"]["Arn"])
 
 
-@handles("put_role_policy")
-def put_role_policy(ctx: ExecContext, step: Step) -> None:
-    role: DesiredRole = step.params
+def put_role_policy(ctx: ExecContext, step: steps.PutRolePolicy) -> None:
+    role = step.role
     with aws_call("iam:PutRolePolicy", f"{role.name}/{role.policy_name}"):
         ctx.aws.client("iam").put_role_policy(RoleName=role.name, PolicyName=role.policy_name,
                                               PolicyDocument=role.policy)
 
 
-def delete_role(aws: Any, name: str) -> bool:
-    iam = aws.client("iam")
-    try:
-        with aws_call("iam:ListRolePolicies", name):
-            policies = iam.list_role_policies(RoleName=name)["PolicyNames"]
-    except Exception as exc:  # noqa: BLE001
-        if is_not_found(exc.__cause__ or exc):
-            return False
-        raise
-    for policy in policies:
+def delete_role(ctx: ExecContext, name: str, extra: dict[str, Any]) -> bool:
+    """Its inline policies, its attached policies, then the role."""
+    iam = ctx.aws.client("iam")
+    listing = if_found("iam:ListRolePolicies", name, lambda: iam.list_role_policies(RoleName=name))
+    if listing is None:
+        return False
+    for policy in listing["PolicyNames"]:
         with aws_call("iam:DeleteRolePolicy", f"{name}/{policy}"):
             iam.delete_role_policy(RoleName=name, PolicyName=policy)
     with aws_call("iam:ListAttachedRolePolicies", name):
@@ -66,3 +61,7 @@ def delete_role(aws: Any, name: str) -> bool:
     with aws_call("iam:DeleteRole", name):
         iam.delete_role(RoleName=name)
     return True
+
+
+HANDLERS = {steps.CreateRole: create_role, steps.PutRolePolicy: put_role_policy}
+DELETERS = {"role": Deleter(90, delete_role)}

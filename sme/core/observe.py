@@ -1,0 +1,181 @@
+"""The one reader of AWS state: what AWS has now of each section of an experiment. Describe, list, get and
+head calls only; never a mutating one.
+
+The front door's pieces are found by their names (``sme.core.names``), so a lost state file does not make
+the planner create a second API; what the state file recorded decides only whether a removed section
+must be looked for at all.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+from sme.aws import AwsContext, aws_call, if_found
+from sme.core import names
+from sme.core.models import Desired, EndpointView, GatewayView, Observed, ScalingView, VariantView
+
+GATEWAY_KINDS = ("gateway-api", "lambda", "usage-plan", "gateway-key", "gateway-role")
+POLICY_KEYS = ("TargetValue", "ScaleInCooldown", "ScaleOutCooldown", "DisableScaleIn",
+               "PredefinedMetricSpecification", "CustomizedMetricSpecification")
+
+
+class RemoteState:
+    def __init__(self, aws: AwsContext):
+        self.aws = aws
+
+    def observe(self, desired: Desired, recorded_kinds: frozenset[str] = frozenset()) -> Observed:
+        """Everything the planner compares with ``desired``; ``recorded_kinds`` are the kinds of resource
+        the state file holds (a front door made earlier is looked for even when its section is gone)."""
+        art, role = desired.artifact, desired.role
+        observed = Observed(
+            bucket_exists=self.bucket_exists(art.bucket) if art else False,
+            artifact_exists=self.object_exists(art.bucket, art.key) if art else False,
+            role_exists=self.role_exists(role.name) if role else False,
+            role_policy=self.role_policy(role.name, role.policy_name) if role else None,
+            model_exists=self.model_exists(desired.model.name),
+            config_exists=self.config_exists(desired.config.name),
+            endpoint=self.endpoint(desired.endpoint_name),
+        )
+        return replace(observed, **self._sections(desired, observed.endpoint, recorded_kinds))
+
+    def _sections(self, desired: Desired, endpoint: EndpointView | None, recorded_kinds: frozenset[str]) -> dict:
+        """What AWS has of ``autoscaling:``, ``endpoint.update:``'s alarms and ``gateway:``."""
+        variants = {v.name for v in desired.config.variants} | {v.name for v in (endpoint.variants if endpoint else ())}
+        alarms = [a.name for a in desired.update.alarms] if desired.update else []
+        gateway = desired.gateway is not None or bool(recorded_kinds & set(GATEWAY_KINDS))
+        return {
+            "scaling": self.scaling([names.scaling_resource_id(desired.endpoint_name, v) for v in sorted(variants)])
+            if endpoint else (),
+            "alarms": self.existing_alarms(alarms) if alarms else frozenset(),
+            "gateway": self.gateway(desired.experiment) if gateway else GatewayView(),
+        }
+
+    # -- S3 --------------------------------------------------------------------------------------
+    def bucket_exists(self, bucket: str) -> bool:
+        return self._exists("s3", "HeadBucket", bucket, lambda c: c.head_bucket(Bucket=bucket))
+
+    def object_exists(self, bucket: str, key: str) -> bool:
+        return self._exists("s3", "HeadObject", f"s3://{bucket}/{key}", lambda c: c.head_object(Bucket=bucket, Key=key))
+
+    # -- IAM -------------------------------------------------------------------------------------
+    def role_exists(self, name: str) -> bool:
+        return self._exists("iam", "GetRole", name, lambda c: c.get_role(RoleName=name))
+
+    def role_policy(self, role: str, policy: str) -> str | None:
+        """The inline policy as canonical JSON (sorted keys), as ``DesiredRole.policy`` is written."""
+        client = self.aws.client("iam")
+        reply = if_found("iam:GetRolePolicy", f"{role}/{policy}",
+                         lambda: client.get_role_policy(RoleName=role, PolicyName=policy))
+        if reply is None:
+            return None
+        doc = reply["PolicyDocument"]
+        if isinstance(doc, str):
+            from urllib.parse import unquote
+
+            doc = json.loads(unquote(doc))
+        return json.dumps(doc, sort_keys=True)
+
+    # -- SageMaker -------------------------------------------------------------------------------
+    def model_exists(self, name: str) -> bool:
+        return self._exists("sagemaker", "DescribeModel", name, lambda c: c.describe_model(ModelName=name))
+
+    def config_exists(self, name: str) -> bool:
+        return self.describe_endpoint_config(name) is not None
+
+    def endpoint(self, name: str) -> EndpointView | None:
+        raw = self.describe_endpoint(name)
+        return endpoint_view(raw) if raw else None
+
+    def describe_endpoint(self, name: str) -> dict[str, Any] | None:
+        client = self.aws.client("sagemaker")
+        return if_found("sagemaker:DescribeEndpoint", name, lambda: client.describe_endpoint(EndpointName=name))
+
+    def describe_endpoint_config(self, name: str) -> dict[str, Any] | None:
+        client = self.aws.client("sagemaker")
+        return if_found("sagemaker:DescribeEndpointConfig", name,
+                        lambda: client.describe_endpoint_config(EndpointConfigName=name))
+
+    # -- Application Auto Scaling, CloudWatch -----------------------------------------------------------
+    def scaling(self, resource_ids: list[str]) -> tuple[ScalingView, ...]:
+        client = self.aws.client("application-autoscaling")
+        with aws_call("application-autoscaling:DescribeScalableTargets", ", ".join(resource_ids)):
+            targets = client.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=resource_ids,
+                                                       ScalableDimension=names.SCALABLE_DIMENSION)["ScalableTargets"]
+        views = []
+        for t in targets:
+            with aws_call("application-autoscaling:DescribeScalingPolicies", t["ResourceId"]):
+                policies = client.describe_scaling_policies(
+                    ServiceNamespace="sagemaker", ResourceId=t["ResourceId"],
+                    ScalableDimension=names.SCALABLE_DIMENSION)["ScalingPolicies"]
+            views.append(ScalingView(t["ResourceId"], int(t["MinCapacity"]), int(t["MaxCapacity"]), tuple(
+                (p["PolicyName"], canonical_policy(p.get("TargetTrackingScalingPolicyConfiguration", {})))
+                for p in policies)))
+        return tuple(views)
+
+    def existing_alarms(self, alarm_names: list[str]) -> frozenset[str]:
+        with aws_call("cloudwatch:DescribeAlarms", ", ".join(alarm_names)):
+            found = self.aws.client("cloudwatch").describe_alarms(AlarmNames=alarm_names)["MetricAlarms"]
+        return frozenset(a["AlarmName"] for a in found)
+
+    # -- the front door ------------------------------------------------------------------------------
+    def gateway(self, experiment: str) -> GatewayView:
+        """Each front-door piece that exists (by name), the live function's CodeSha256 and the usage plan's
+        limits (rate, burst, quota limit, quota period)."""
+        api_name, function = names.gateway_api_name(experiment), names.gateway_function_name(experiment)
+        log_group = names.gateway_log_group(experiment)
+        parts: list[tuple[str, str]] = []
+        if self._exists("iam", "GetRole", function, lambda c: c.get_role(RoleName=function)):
+            parts.append(("gateway-role", function))
+        with aws_call("logs:DescribeLogGroups", log_group):
+            groups = self.aws.client("logs").describe_log_groups(logGroupNamePrefix=log_group)["logGroups"]
+        if any(g["logGroupName"] == log_group for g in groups):
+            parts.append(("log-group", log_group))
+        lam = self.aws.client("lambda")
+        fn = if_found("lambda:GetFunction", function, lambda: lam.get_function(FunctionName=function))
+        if fn:
+            parts.append(("lambda", function))
+        apigw = self.aws.client("apigateway")
+        api = _named(apigw, "GetRestApis", api_name, lambda: apigw.get_rest_apis(limit=500))
+        if api:
+            parts.append(("gateway-api", api["id"]))
+        plan = _named(apigw, "GetUsagePlans", api_name, lambda: apigw.get_usage_plans(limit=500))
+        limits: tuple = ()
+        if plan:
+            parts.append(("usage-plan", plan["id"]))
+            throttle, quota = plan.get("throttle") or {}, plan.get("quota") or {}
+            limits = (float(throttle.get("rateLimit", 0)), int(throttle.get("burstLimit", 0)),
+                      int(quota.get("limit", 0)), str(quota.get("period", "")))
+        key = _named(apigw, "GetApiKeys", api_name, lambda: apigw.get_api_keys(nameQuery=api_name, limit=500))
+        if key:
+            parts.append(("gateway-key", key["id"]))
+        sha = fn["Configuration"].get("CodeSha256", "") if fn else ""
+        return GatewayView(tuple(parts), sha, limits)
+
+    def _exists(self, service: str, op: str, resource: str, call: Any) -> bool:
+        client = self.aws.client(service)
+        return if_found(f"{service}:{op}", resource, lambda: call(client)) is not None
+
+
+def _named(apigw: Any, op: str, name: str, call: Any) -> dict[str, Any] | None:
+    with aws_call(f"apigateway:{op}", name):
+        return next((i for i in call()["items"] if i.get("name") == name), None)
+
+
+def canonical_policy(config: dict[str, Any]) -> str:
+    """A target-tracking configuration as canonical JSON, comparable with ``ScalingSpec.policy``."""
+    out = {k: config[k] for k in POLICY_KEYS if k in config}
+    out["TargetValue"] = float(out.get("TargetValue", 0))
+    out["DisableScaleIn"] = bool(out.get("DisableScaleIn", False))
+    return json.dumps(out, sort_keys=True)
+
+
+def endpoint_view(raw: dict[str, Any]) -> EndpointView:
+    variants = tuple(
+        VariantView(v["VariantName"], v.get("CurrentInstanceCount"), v.get("DesiredInstanceCount"),
+                    v.get("CurrentWeight"))
+        for v in raw.get("ProductionVariants", [])
+    )
+    return EndpointView(raw["EndpointName"], raw["EndpointStatus"], raw.get("EndpointConfigName", ""),
+                        raw.get("FailureReason"), variants, raw.get("EndpointArn", ""))
