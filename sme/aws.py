@@ -104,6 +104,9 @@ NOT_FOUND_CODES = {
     "ResourceNotFoundException",
     "ObjectNotFound",
     "ObjectNotFoundException",  # Application Auto Scaling
+    "NoSuchPublicAccessBlockConfiguration",  # S3: a bucket without a public access block
+    "NoSuchTagSet",  # S3: a bucket without tags
+    "NoSuchUpload",
 }
 
 

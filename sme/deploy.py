@@ -45,6 +45,7 @@ class DeployOptions:
     timeout: float = 1800.0
     poll: float = 15.0
     skip_preflight: bool = False
+    lock_timeout: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ def deploy_planner(exp: "Experiment") -> Callable[["AwsContext", "DeployState"],
 
         aws.session  # noqa: B018 - resolves the region (or fails with a clear message) before any call
         desired = resolve(exp, aws.region or "", aws.account_id)
-        observed = RemoteState(aws).observe(desired, frozenset(r.kind for r in state.resources))
+        observed = RemoteState(aws).observe(desired, state)
         return desired, plan_deploy(desired, observed)
 
     return plan
@@ -182,20 +183,35 @@ def aws_for(exp_region: str | None, profile: str | None) -> "AwsContext":
     return AwsContext.from_settings(profile=profile, region=exp_region)
 
 
+def locked(env: "Env", experiment: str, command: str, wait: float) -> Any:
+    """The experiment's lock for a command that changes it: a second one waits up to ``wait``, then refuses."""
+    from sme.state import experiment_lock
+
+    return experiment_lock(experiment, command, wait=wait, say=env.info, clock=env.clock, sleep=env.sleep)
+
+
 def deploy(exp: "Experiment", options: DeployOptions, env: "Env") -> int:
+    import contextlib
+
     from sme.state import load_state
 
     factory = create_plan_only_deployer if options.dry_run else create_deployer
-    factory(env, exp, options).run(aws_for(exp.region, exp.profile), load_state(exp.name), env)
+    lock = contextlib.nullcontext() if options.dry_run else locked(env, exp.name, "deploy", options.lock_timeout)
+    with lock:  # the state is read under the lock, so a run that waited sees what the other one recorded
+        factory(env, exp, options).run(aws_for(exp.region, exp.profile), load_state(exp.name), env)
     return ExitStatus.OK
 
 
-def teardown(name: str, region: str | None, profile: str | None, env: "Env", dry_run: bool) -> int:
+def teardown(name: str, region: str | None, profile: str | None, env: "Env", dry_run: bool,
+             lock_timeout: float = 0.0) -> int:
+    import contextlib
+
     from sme.state import load_state
 
-    state = load_state(name)
-    create_deletion_deployer(env, name, dry_run=dry_run).run(aws_for(region or state.region or None, profile),
-                                                            state, env)
+    with contextlib.nullcontext() if dry_run else locked(env, name, "teardown", lock_timeout):
+        state = load_state(name)
+        create_deletion_deployer(env, name, dry_run=dry_run).run(aws_for(region or state.region or None, profile),
+                                                                state, env)
     return ExitStatus.OK
 
 
@@ -236,8 +252,14 @@ def status(name: str, region: str | None, profile: str | None, env: "Env", as_js
 
 
 def rollback(name: str, to: str | None, region: str | None, profile: str | None, env: "Env", *,
-             timeout: float, poll: float) -> int:
+             timeout: float, poll: float, lock_timeout: float = 0.0) -> int:
     """`sme rollback`: a small plan (``sme.core.rollback``) through the same executor as a deploy."""
+    with locked(env, name, "rollback", lock_timeout):
+        return _rollback(name, to, region, profile, env, timeout=timeout, poll=poll)
+
+
+def _rollback(name: str, to: str | None, region: str | None, profile: str | None, env: "Env", *,
+              timeout: float, poll: float) -> int:
     from sme.core import names
     from sme.core.executor import ExecContext, Executor
     from sme.core.observe import RemoteState

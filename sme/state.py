@@ -10,20 +10,26 @@ fsync, rename) with 0600 permissions because it may hold the front door's API ke
 
 Teardown and rollback are sweeps over these records; a lost file can be rebuilt from the
 ``sme:experiment`` tags (see ``sme.core.discover``).
+
+Commands that change an experiment hold its lock (``experiment_lock``: ``.sme/<experiment>.lock``, an
+advisory ``flock`` that the kernel releases when the holder dies, so a killed run leaves no stale lock), and
+a save merges with what is on disk: it never drops a record it did not itself forget.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
+import socket
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
-from sme.errors import UserError
+from sme.errors import SmeError, UserError
 
 STATE_VERSION = 1
 
@@ -34,6 +40,15 @@ def state_dir() -> Path:
 
 def state_path(experiment: str) -> Path:
     return state_dir() / f"{experiment}.json"
+
+
+def ensure_state_dir() -> Path:
+    """The state directory, 0700 whatever the umask (state files may hold an API key)."""
+    path = state_dir()
+    if not path.is_dir():
+        path.mkdir(parents=True, exist_ok=True)
+        os.chmod(path, 0o700)
+    return path
 
 
 @dataclass
@@ -57,6 +72,8 @@ class DeployState:
     endpoint_configs: list[dict[str, Any]] = field(default_factory=list)
     secrets: dict[str, str] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
+    # what this process removed: a save keeps everything else it finds on disk
+    removed: set[tuple[str, ...]] = field(default_factory=set, repr=False, compare=False)
 
     # -- queries -------------------------------------------------------------------------------
     def find(self, kind: str, name: str | None = None) -> ResourceRecord | None:
@@ -78,6 +95,29 @@ class DeployState:
 
     def forget(self, kind: str, name: str) -> None:
         self.resources = [r for r in self.resources if not (r.kind == kind and r.name == name)]
+        self.removed.add(("resource", kind, name))
+
+    def drop_secret(self, key: str) -> None:
+        self.secrets.pop(key, None)
+        self.removed.add(("secret", key))
+
+    def drop_output(self, key: str) -> None:
+        self.outputs.pop(key, None)
+        self.removed.add(("output", key))
+
+    def merge(self, disk: "DeployState") -> None:
+        """Take in what another writer saved that this one neither has nor removed."""
+        for rec in disk.resources:
+            if not self.find(rec.kind, rec.name) and ("resource", rec.kind, rec.name) not in self.removed:
+                self.resources.append(rec)
+        self.resources.sort(key=lambda r: r.created_at)
+        seen = {(c["name"], c.get("at")) for c in self.endpoint_configs}
+        self.endpoint_configs += [c for c in disk.endpoint_configs if (c["name"], c.get("at")) not in seen]
+        self.endpoint_configs.sort(key=lambda c: c.get("at", 0))
+        for kind, mine, theirs in (("secret", self.secrets, disk.secrets), ("output", self.outputs, disk.outputs)):
+            for key, value in theirs.items():
+                if key not in mine and (kind, key) not in self.removed:
+                    mine[key] = value
 
     def push_endpoint_config(self, config_name: str) -> None:
         if self.endpoint_configs and self.endpoint_configs[-1]["name"] == config_name:
@@ -141,7 +181,12 @@ def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
 
 
 def save_state(state: DeployState) -> Path:
+    """Write the state atomically, merged with what is on disk (a record is dropped only by ``forget``)."""
+    ensure_state_dir()
     path = state_path(state.experiment)
+    if path.exists():
+        with contextlib.suppress(UserError):
+            state.merge(load_state(state.experiment))
     write_atomic(path, json.dumps(state.to_json(), indent=2, sort_keys=True) + "\n")
     return path
 
@@ -150,3 +195,59 @@ def remove_state(experiment: str) -> None:
     path = state_path(experiment)
     if path.exists():
         path.unlink()
+
+
+class StateLocked(SmeError):
+    """Another sme process is changing this experiment."""
+
+
+@contextlib.contextmanager
+def experiment_lock(experiment: str, command: str, *, wait: float = 0.0, say: Callable[[str], None] = print,
+                    clock: Callable[[], float] = time.monotonic,
+                    sleep: Callable[[float], None] = time.sleep) -> Iterator[None]:
+    """Hold ``.sme/<experiment>.lock`` while changing the experiment; wait up to ``wait`` seconds for another
+    holder, then refuse, naming it. The lock file says who holds it (pid, command, host, since)."""
+    path = ensure_state_dir() / f"{experiment}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        _acquire(fd, path, experiment, wait, say, clock, sleep)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "command": command, "host": socket.gethostname(),
+                                  "since": time.time()}).encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _acquire(fd: int, path: Path, experiment: str, wait: float, say: Callable[[str], None],
+             clock: Callable[[], float], sleep: Callable[[float], None]) -> None:
+    deadline, told = clock() + wait, False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            holder = _holder(path)
+            if clock() >= deadline:
+                raise StateLocked(f"experiment {experiment} is locked by {holder}",
+                                  hint="wait for it to finish (or stop it), or pass --lock-timeout to wait; "
+                                  f"the lock is released when that process ends ({path})") from None
+            if not told:
+                say(f"waiting for the lock on {experiment}, held by {holder}")
+                told = True
+            sleep(0.2)
+
+
+def _holder(path: Path) -> str:
+    try:
+        info = json.loads(path.read_text() or "{}")
+    except (OSError, ValueError):
+        info = {}
+    if not info:
+        return "another sme process"
+    since = time.strftime("%H:%M:%S", time.localtime(info.get("since", 0)))
+    return f"`sme {info.get('command', '?')}` (pid {info.get('pid', '?')} on {info.get('host', '?')}, since {since})"

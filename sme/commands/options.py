@@ -16,6 +16,11 @@ def parse_duration_option(ctx: click.Context, param: click.Parameter, value: obj
         raise click.BadParameter(str(exc)) from None
 
 
+def lock_option(fn):  # type: ignore[no-untyped-def]
+    return click.option("--lock-timeout", default="0s", callback=parse_duration_option, show_default=True,
+                        help="How long to wait while another sme run changes the same experiment.")(fn)
+
+
 def aws_options(fn):  # type: ignore[no-untyped-def]
     fn = click.option("--profile", help="AWS profile (default: the file's `profile`, then AWS_PROFILE).")(fn)
     fn = click.option("--region", help="AWS region (default: the file's `region`, then AWS_REGION).")(fn)

@@ -80,19 +80,35 @@ def _add(state: DeployState, found: Found, kind: str, name: str, arn: str = "", 
 
 
 def _artifacts(aws: Any, experiment: str, state: DeployState) -> Found:
+    """Artifacts under ``<experiment>/model-`` in sme's default bucket and in buckets sme made for this
+    experiment (``model.bucket``; tagged sme:experiment, found with the Resource Groups Tagging API)."""
     found: Found = []
-    bucket = names.default_bucket(aws.account_id, aws.region)
     s3 = aws.client("s3")
-    with aws_call("s3:ListObjectsV2", f"s3://{bucket}/{experiment}/"):
-        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{experiment}/model-")
-        keys = [obj["Key"] for page in pages for obj in page.get("Contents", [])]
-    for key in keys:
-        _add(state, found, "artifact", f"s3://{bucket}/{key}", f"arn:aws:s3:::{bucket}/{key}", bucket=bucket, key=key)
-    with aws_call("s3:GetBucketTagging", bucket):
-        tags = s3.get_bucket_tagging(Bucket=bucket).get("TagSet", [])
-    if {"Key": "sme:managed", "Value": "true"} in tags:
-        _add(state, found, "bucket", bucket, f"arn:aws:s3:::{bucket}")
+    for bucket in [names.default_bucket(aws.account_id, aws.region or "")] + _tagged_buckets(aws, experiment):
+        if if_found("s3:HeadBucket", bucket, lambda: s3.head_bucket(Bucket=bucket)) is None:
+            continue
+        with aws_call("s3:ListObjectsV2", f"s3://{bucket}/{experiment}/"):
+            pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{experiment}/model-")
+            keys = [obj["Key"] for page in pages for obj in page.get("Contents", [])]
+        with aws_call("s3:ListMultipartUploads", f"s3://{bucket}/{experiment}/"):
+            uploads = s3.list_multipart_uploads(Bucket=bucket, Prefix=f"{experiment}/model-").get("Uploads", [])
+        for key in sorted(set(keys) | {u["Key"] for u in uploads}):
+            _add(state, found, "artifact", f"s3://{bucket}/{key}", f"arn:aws:s3:::{bucket}/{key}", bucket=bucket,
+                 key=key)
+        tags = if_found("s3:GetBucketTagging", bucket, lambda: s3.get_bucket_tagging(Bucket=bucket))
+        if tags and {"Key": "sme:managed", "Value": "true"} in tags.get("TagSet", []):
+            _add(state, found, "bucket", bucket, f"arn:aws:s3:::{bucket}")
     return found
+
+
+def _tagged_buckets(aws: Any, experiment: str) -> list[str]:
+    try:
+        with aws_call("tag:GetResources", f"{EXPERIMENT_TAG}={experiment}"):
+            pages = aws.client("resourcegroupstaggingapi").get_paginator("get_resources").paginate(
+                TagFilters=[{"Key": EXPERIMENT_TAG, "Values": [experiment]}], ResourceTypeFilters=["s3:bucket"])
+            return [m["ResourceARN"].rsplit(":", 1)[-1] for page in pages for m in page["ResourceTagMappingList"]]
+    except AwsError:
+        return []  # no permission for the tagging API: the default bucket is still searched
 
 
 def _scaling(aws: Any, experiment: str, state: DeployState) -> Found:

@@ -25,16 +25,17 @@ Handler = Callable[["ExecContext", Any], None]
 class Removal:
     kind: str
     name: str
-    outcome: str  # deleted | already gone
+    outcome: str  # deleted | already gone | kept: why
 
 
 @dataclass(frozen=True)
 class Deleter:
     """How one kind of recorded resource is deleted, and when: lower ``order`` goes first in a teardown.
-    ``delete(ctx, name, extra)`` returns False when the resource was already gone."""
+    ``delete(ctx, name, extra)`` returns True when it deleted it, False when it was already gone, or what it
+    did instead ("kept: ...")."""
 
     order: int
-    delete: Callable[["ExecContext", str, dict[str, Any]], bool]
+    delete: Callable[["ExecContext", str, dict[str, Any]], "bool | str"]
 
 
 @dataclass

@@ -24,6 +24,7 @@ class DesiredArtifact:
     key: str
     sha256: str
     size: int
+    default_bucket: bool = False  # sme's own bucket (sme-<account>-<region>), shared by experiments
 
     @property
     def url(self) -> str:
@@ -124,6 +125,8 @@ class GatewaySpec:
     role_name: str
     api_name: str
     log_group: str
+    role_policy: str = ""  # the proxy role's inline policy, canonical JSON
+    log_retention_days: int = 30
     code_sha256: str = ""  # of the proxy's deployment package
 
     @property
@@ -184,15 +187,20 @@ class GatewayView:
     parts: tuple[tuple[str, str], ...] = ()  # (part, id or name): gateway-role, log-group, lambda, ...
     function_sha: str = ""  # the live proxy function's CodeSha256
     usage_limits: tuple = ()  # the live usage plan's (rate, burst, quota limit, quota period)
+    gaps: tuple[tuple[str, str], ...] = ()  # (part, what is missing) of pieces that exist half made
 
     @property
     def have(self) -> dict[str, str]:
         return dict(self.parts)
 
+    def gap(self, part: str) -> str | None:
+        return "; ".join(what for p, what in self.gaps if p == part) or None
+
 
 @dataclass(frozen=True)
 class Observed:
     bucket_exists: bool = False
+    bucket_gap: str | None = None  # what a bucket sme made lacks (public access block, tags)
     artifact_exists: bool = False
     role_exists: bool = False
     role_policy: str | None = None

@@ -72,3 +72,15 @@ def gateway_log_group(experiment: str) -> str:
 
 
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+
+
+GATEWAY_ROLE_POLICY = "invoke-endpoint"  # the proxy role's inline policy
+
+
+def gateway_permission_id(api_id: str) -> str:
+    """The statement of the proxy function's resource policy that lets this REST API invoke it."""
+    return f"sme-apigateway-{api_id}"
+
+
+def lambda_integration_uri(region: str, function_arn: str) -> str:
+    return f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{function_arn}/invocations"

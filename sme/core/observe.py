@@ -15,6 +15,8 @@ from typing import Any
 from sme.aws import AwsContext, aws_call, if_found
 from sme.core import names
 from sme.core.models import Desired, EndpointView, GatewayView, Observed, ScalingView, VariantView
+from sme.core.observe_gateway import read_gateway
+from sme.state import DeployState
 
 GATEWAY_KINDS = ("gateway-api", "lambda", "usage-plan", "gateway-key", "gateway-role")
 POLICY_KEYS = ("TargetValue", "ScaleInCooldown", "ScaleOutCooldown", "DisableScaleIn",
@@ -25,12 +27,17 @@ class RemoteState:
     def __init__(self, aws: AwsContext):
         self.aws = aws
 
-    def observe(self, desired: Desired, recorded_kinds: frozenset[str] = frozenset()) -> Observed:
-        """Everything the planner compares with ``desired``; ``recorded_kinds`` are the kinds of resource
-        the state file holds (a front door made earlier is looked for even when its section is gone)."""
+    def observe(self, desired: Desired, recorded: DeployState | None = None) -> Observed:
+        """Everything the planner compares with ``desired``. ``recorded``, the state file, says what sme made
+        earlier: a front door is looked for even when its section is gone, and a bucket sme made (or sme's
+        default bucket) is checked for what an interrupted deploy may have left out."""
+        recorded = recorded or DeployState(desired.experiment)
         art, role = desired.artifact, desired.role
+        bucket_exists = self.bucket_exists(art.bucket) if art else False
         observed = Observed(
-            bucket_exists=self.bucket_exists(art.bucket) if art else False,
+            bucket_exists=bucket_exists,
+            bucket_gap=self.bucket_gap(art.bucket) if art and bucket_exists and (
+                art.default_bucket or recorded.find("bucket", art.bucket)) else None,
             artifact_exists=self.object_exists(art.bucket, art.key) if art else False,
             role_exists=self.role_exists(role.name) if role else False,
             role_policy=self.role_policy(role.name, role.policy_name) if role else None,
@@ -38,23 +45,35 @@ class RemoteState:
             config_exists=self.config_exists(desired.config.name),
             endpoint=self.endpoint(desired.endpoint_name),
         )
-        return replace(observed, **self._sections(desired, observed.endpoint, recorded_kinds))
+        return replace(observed, **self._sections(desired, observed.endpoint, recorded))
 
-    def _sections(self, desired: Desired, endpoint: EndpointView | None, recorded_kinds: frozenset[str]) -> dict:
+    def _sections(self, desired: Desired, endpoint: EndpointView | None, recorded: DeployState) -> dict:
         """What AWS has of ``autoscaling:``, ``endpoint.update:``'s alarms and ``gateway:``."""
         variants = {v.name for v in desired.config.variants} | {v.name for v in (endpoint.variants if endpoint else ())}
         alarms = [a.name for a in desired.update.alarms] if desired.update else []
-        gateway = desired.gateway is not None or bool(recorded_kinds & set(GATEWAY_KINDS))
+        gateway = desired.gateway is not None or any(r.kind in GATEWAY_KINDS for r in recorded.resources)
+        keys = frozenset(recorded.outputs) | frozenset(recorded.secrets)
         return {
             "scaling": self.scaling([names.scaling_resource_id(desired.endpoint_name, v) for v in sorted(variants)])
             if endpoint else (),
             "alarms": self.existing_alarms(alarms) if alarms else frozenset(),
-            "gateway": self.gateway(desired.experiment) if gateway else GatewayView(),
+            "gateway": read_gateway(self.aws, desired.experiment, desired.gateway, keys) if gateway else GatewayView(),
         }
 
     # -- S3 --------------------------------------------------------------------------------------
     def bucket_exists(self, bucket: str) -> bool:
         return self._exists("s3", "HeadBucket", bucket, lambda c: c.head_bucket(Bucket=bucket))
+
+    def bucket_gap(self, bucket: str) -> str | None:
+        """What a bucket sme made lacks of what sme puts on it (an interrupted deploy): None when nothing."""
+        s3 = self.aws.client("s3")
+        block = if_found("s3:GetPublicAccessBlock", bucket, lambda: s3.get_public_access_block(Bucket=bucket))
+        if not block or not all(block["PublicAccessBlockConfiguration"].values()):
+            return "public access is not blocked"
+        tags = if_found("s3:GetBucketTagging", bucket, lambda: s3.get_bucket_tagging(Bucket=bucket))
+        if not tags or {"Key": "sme:managed", "Value": "true"} not in tags.get("TagSet", []):
+            return "it lacks sme's tags"
+        return None
 
     def object_exists(self, bucket: str, key: str) -> bool:
         return self._exists("s3", "HeadObject", f"s3://{bucket}/{key}", lambda c: c.head_object(Bucket=bucket, Key=key))
@@ -119,48 +138,9 @@ class RemoteState:
             found = self.aws.client("cloudwatch").describe_alarms(AlarmNames=alarm_names)["MetricAlarms"]
         return frozenset(a["AlarmName"] for a in found)
 
-    # -- the front door ------------------------------------------------------------------------------
-    def gateway(self, experiment: str) -> GatewayView:
-        """Each front-door piece that exists (by name), the live function's CodeSha256 and the usage plan's
-        limits (rate, burst, quota limit, quota period)."""
-        api_name, function = names.gateway_api_name(experiment), names.gateway_function_name(experiment)
-        log_group = names.gateway_log_group(experiment)
-        parts: list[tuple[str, str]] = []
-        if self._exists("iam", "GetRole", function, lambda c: c.get_role(RoleName=function)):
-            parts.append(("gateway-role", function))
-        with aws_call("logs:DescribeLogGroups", log_group):
-            groups = self.aws.client("logs").describe_log_groups(logGroupNamePrefix=log_group)["logGroups"]
-        if any(g["logGroupName"] == log_group for g in groups):
-            parts.append(("log-group", log_group))
-        lam = self.aws.client("lambda")
-        fn = if_found("lambda:GetFunction", function, lambda: lam.get_function(FunctionName=function))
-        if fn:
-            parts.append(("lambda", function))
-        apigw = self.aws.client("apigateway")
-        api = _named(apigw, "GetRestApis", api_name, lambda: apigw.get_rest_apis(limit=500))
-        if api:
-            parts.append(("gateway-api", api["id"]))
-        plan = _named(apigw, "GetUsagePlans", api_name, lambda: apigw.get_usage_plans(limit=500))
-        limits: tuple = ()
-        if plan:
-            parts.append(("usage-plan", plan["id"]))
-            throttle, quota = plan.get("throttle") or {}, plan.get("quota") or {}
-            limits = (float(throttle.get("rateLimit", 0)), int(throttle.get("burstLimit", 0)),
-                      int(quota.get("limit", 0)), str(quota.get("period", "")))
-        key = _named(apigw, "GetApiKeys", api_name, lambda: apigw.get_api_keys(nameQuery=api_name, limit=500))
-        if key:
-            parts.append(("gateway-key", key["id"]))
-        sha = fn["Configuration"].get("CodeSha256", "") if fn else ""
-        return GatewayView(tuple(parts), sha, limits)
-
     def _exists(self, service: str, op: str, resource: str, call: Any) -> bool:
         client = self.aws.client(service)
         return if_found(f"{service}:{op}", resource, lambda: call(client)) is not None
-
-
-def _named(apigw: Any, op: str, name: str, call: Any) -> dict[str, Any] | None:
-    with aws_call(f"apigateway:{op}", name):
-        return next((i for i in call()["items"] if i.get("name") == name), None)
 
 
 def canonical_policy(config: dict[str, Any]) -> str:

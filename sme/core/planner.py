@@ -57,6 +57,9 @@ def _artifact_steps(desired: Desired, observed: Observed) -> list[Step]:
     steps: list[Step] = []
     if not observed.bucket_exists:
         steps.append(s.CreateBucket(name=art.bucket, why="artifact bucket missing", artifact=art))
+    elif observed.bucket_gap:
+        steps.append(s.CreateBucket(name=art.bucket, action="update", why=f"finish: {observed.bucket_gap}",
+                                    artifact=art))
     if not observed.artifact_exists:
         steps.append(s.UploadArtifact(name=art.url, why=f"{art.local_path} ({art.size / 1e6:.1f} MB) not in S3 yet",
                                       artifact=art))
@@ -185,26 +188,39 @@ def gateway_steps(spec: GatewaySpec | None, observed: Observed) -> list[Step]:
         # removal, in teardown's order: usage plan and key before the API, the function before its role
         return [s.Delete(name=have[part], kind=part, why="gateway removed from the experiment file")
                 for part in GATEWAY_REMOVAL_ORDER if part in have]
-    why = "front door: "
+    view = observed.gateway
     steps: list[Step] = []
-    if "gateway-role" not in have:
-        steps.append(s.CreateGatewayRole(name=spec.role_name, why=why + "may invoke only this endpoint", gateway=spec))
-    if "log-group" not in have:
-        steps.append(s.CreateGatewayLogGroup(name=spec.log_group, why=why + "proxy logs", gateway=spec))
-    if "lambda" not in have:
-        steps.append(s.CreateGatewayFunction(name=spec.function_name, why=why + "proxy to the endpoint", gateway=spec))
-    elif spec.code_sha256 and observed.gateway.function_sha and spec.code_sha256 != observed.gateway.function_sha:
-        steps.append(s.UpdateGatewayFunction(name=spec.function_name, why="the proxy's handler source changed",
-                                             gateway=spec))
-    if "gateway-api" not in have:
-        steps.append(s.CreateGatewayApi(name=spec.api_name, gateway=spec,
-                                        why=f"REST API, POST /{spec.path}, API key required, stage {spec.stage}"))
+    for part, step in (("gateway-role", s.CreateGatewayRole), ("log-group", s.CreateGatewayLogGroup),
+                       ("lambda", s.CreateGatewayFunction), ("gateway-api", s.CreateGatewayApi)):
+        if part not in have or view.gap(part):
+            steps.append(step(name=_gateway_name(spec, part), gateway=spec, action="create" if part not in have
+                              else "update", why=f"finish: {view.gap(part)}" if part in have
+                              else f"front door: {GATEWAY_WHY[part](spec)}"))
+        elif part == "lambda" and spec.code_sha256 and view.function_sha and spec.code_sha256 != view.function_sha:
+            steps.append(s.UpdateGatewayFunction(name=spec.function_name, why="the proxy's handler source changed",
+                                                 gateway=spec))
     limits = f"{spec.rate:g} req/s (burst {spec.burst}), {spec.quota_limit} per {spec.quota_period.lower()}"
     if "usage-plan" not in have or "gateway-key" not in have:
         steps.append(s.CreateGatewayKey(name=spec.api_name, why=f"API key; {limits}", gateway=spec))
-    elif observed.gateway.usage_limits and observed.gateway.usage_limits != spec.usage_limits:
+    elif view.gap("usage-plan"):
+        steps.append(s.CreateGatewayKey(name=spec.api_name, action="update", why=f"finish: {view.gap('usage-plan')}",
+                                        gateway=spec))
+    elif view.usage_limits and view.usage_limits != spec.usage_limits:
         steps.append(s.UpdateUsagePlan(name=have["usage-plan"], why=f"throttle/quota changed to {limits}", gateway=spec))
     return steps
+
+
+GATEWAY_WHY = {
+    "gateway-role": lambda spec: "may invoke only this endpoint",
+    "log-group": lambda spec: "proxy logs",
+    "lambda": lambda spec: "proxy to the endpoint",
+    "gateway-api": lambda spec: f"REST API, POST /{spec.path}, API key required, stage {spec.stage}",
+}
+
+
+def _gateway_name(spec: GatewaySpec, part: str) -> str:
+    return {"gateway-role": spec.role_name, "log-group": spec.log_group, "lambda": spec.function_name,
+            "gateway-api": spec.api_name}[part]
 
 
 def plan_summary(plan: Plan) -> str:

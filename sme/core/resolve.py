@@ -66,7 +66,8 @@ def _artifact(exp: Experiment, region: str, account: str) -> DesiredArtifact | N
             digest.update(chunk)
     sha = digest.hexdigest()
     bucket = exp.model.bucket or names.default_bucket(account, region)
-    return DesiredArtifact(str(path.resolve()), bucket, names.artifact_key(exp.name, sha), sha, path.stat().st_size)
+    return DesiredArtifact(str(path.resolve()), bucket, names.artifact_key(exp.name, sha), sha, path.stat().st_size,
+                           default_bucket=bucket == names.default_bucket(account, region))
 
 
 def _role(exp: Experiment, account: str, region: str, image: str, model_data_url: str) -> DesiredRole:
@@ -230,6 +231,7 @@ def gateway_spec(raw: dict[str, Any] | None, experiment: str, region: str, accou
     partition = "aws-cn" if region.startswith("cn-") else "aws"
     arn = f"arn:{partition}:sagemaker:{region}:{account}:endpoint/{experiment.lower()}"
     throttle, quota = raw.get("throttle", {}), raw.get("quota", {})
+    log_group = names.gateway_log_group(experiment)
     return GatewaySpec(
         experiment=experiment, endpoint_arn=arn, stage=raw.get("stage", "prod"),
         path=raw.get("path", "invoke"), content_type=raw.get("content_type", "text/csv"),
@@ -237,6 +239,17 @@ def gateway_spec(raw: dict[str, Any] | None, experiment: str, region: str, accou
         quota_limit=int(quota.get("limit", 100_000)), quota_period=quota.get("period", "DAY"),
         timeout=int(parse_duration(raw.get("timeout", 29))), memory=int(raw.get("memory", 256)),
         function_name=names.gateway_function_name(experiment), role_name=names.gateway_function_name(experiment),
-        api_name=names.gateway_api_name(experiment), log_group=names.gateway_log_group(experiment),
-        code_sha256=code_sha256(),
+        api_name=names.gateway_api_name(experiment), log_group=log_group,
+        role_policy=proxy_policy(arn, log_group), code_sha256=code_sha256(),
     )
+
+
+def proxy_policy(endpoint_arn: str, log_group: str) -> str:
+    """The front door's proxy may invoke only this endpoint and write only its own log group."""
+    partition, _, region, account = endpoint_arn.split(":")[1:5]
+    logs = f"arn:{partition}:logs:{region}:{account}:log-group:{log_group}"
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "InvokeThisEndpointOnly", "Effect": "Allow", "Action": ["sagemaker:InvokeEndpoint"],
+         "Resource": [endpoint_arn]},
+        {"Sid": "Logs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+         "Resource": [f"{logs}:*"]}]}, sort_keys=True)

@@ -1,6 +1,7 @@
 """The table of resources: for each AWS service, its step handlers and how its kinds are deleted.
 
-One module per service (``sagemaker``, ``s3``, ``iam``, ``autoscaling``, ``alarms``, ``gateway``) declares
+One module per service (``sagemaker``, ``s3``, ``iam``, ``autoscaling``, ``alarms``, ``gateway``: the
+front door's proxy, ``apigateway``: its REST API) declares
 ``HANDLERS`` (step class -> handler) and ``DELETERS`` (record kind -> ``Deleter``) side by side. They are
 merged here, explicitly; nothing registers itself on import. Adding a resource kind touches
 ``sme.core.models``/``steps``, one module here and the planner.
@@ -12,24 +13,25 @@ from typing import Mapping
 
 from sme.core import steps
 from sme.core.executor import Deleter, ExecContext, Handler, Removal
-from sme.core.resources import alarms, autoscaling, gateway, iam, s3, sagemaker
+from sme.core.resources import alarms, apigateway, autoscaling, gateway, iam, s3, sagemaker
 
 DELETERS: Mapping[str, Deleter] = {
-    **gateway.DELETERS, **autoscaling.DELETERS, **alarms.DELETERS, **sagemaker.DELETERS, **s3.DELETERS,
-    **iam.DELETERS,
+    **apigateway.DELETERS, **gateway.DELETERS, **autoscaling.DELETERS, **alarms.DELETERS, **sagemaker.DELETERS,
+    **s3.DELETERS, **iam.DELETERS,
 }
 
 
 def delete(ctx: ExecContext, step: steps.Delete) -> None:
     """Delete one recorded resource ("already gone" counts as done), then forget its record."""
-    gone = DELETERS[step.kind].delete(ctx, step.name, dict(step.extra))
-    ctx.removals.append(Removal(step.kind, step.name, "deleted" if gone else "already gone"))
+    done = DELETERS[step.kind].delete(ctx, step.name, dict(step.extra))
+    outcome = done if isinstance(done, str) else "deleted" if done else "already gone"
+    ctx.removals.append(Removal(step.kind, step.name, outcome))
     ctx.forget(step.kind, step.name)
 
 
 HANDLERS: Mapping[type[steps.Step], Handler] = {
     **s3.HANDLERS, **iam.HANDLERS, **sagemaker.HANDLERS, **autoscaling.HANDLERS, **alarms.HANDLERS,
-    **gateway.HANDLERS, steps.Delete: delete,
+    **gateway.HANDLERS, **apigateway.HANDLERS, steps.Delete: delete,
 }
 
 

@@ -44,7 +44,8 @@ class Call:
         if self.operation.startswith(("Get", "List", "Describe", "Head", "Search", "Batch")) \
                 and not self.operation.startswith("BatchDelete"):
             return False
-        if self.operation and self.operation[0].isupper() and self.method == "POST":
+        named = " " not in self.operation  # else "METHOD /path": a REST call the recorder could not name
+        if named and self.operation[:1].isupper() and self.method == "POST":
             return self.operation.startswith(MUTATING_PREFIXES)
         return self.method in ("PUT", "POST", "DELETE", "PATCH")
 
@@ -59,6 +60,8 @@ class Recorder:
         self.app = app
         self.calls: list[Call] = []
         self.fault: Fault | None = None
+        # called once moto has carried a call out, before its reply leaves: crash tests kill the caller here
+        self.after: Callable[[Call], None] | None = None
         self._lock = threading.Lock()
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
@@ -76,7 +79,12 @@ class Recorder:
         injected = fault(call) if fault else None
         if injected:
             return _error_response(start_response, environ, *injected)
-        return self.app(environ, start_response)
+        reply = self.app(environ, start_response)
+        after = self.after
+        if after:
+            reply = list(reply)  # moto has answered in full
+            after(call)
+        return reply
 
     def _identify(self, environ: dict) -> Call:
         method = environ.get("REQUEST_METHOD", "GET")
@@ -101,6 +109,7 @@ class Recorder:
         with self._lock:
             self.calls.clear()
             self.fault = None
+            self.after = None
 
     def mutating(self, service: str | None = None) -> list[Call]:
         return [c for c in list(self.calls) if c.mutating and (service is None or c.service == service)]

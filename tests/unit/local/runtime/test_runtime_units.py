@@ -116,14 +116,10 @@ def test_predictions_round_trip_exactly():
 
 def test_demo_model_is_what_the_container_expects(tmp_path):
     """One member named xgboost-model, JSON format, base_score 0.5 (the value xgboost 1.7 falls back to
-    when it cannot parse 3.x's "[5E-1]"), a payload of feature rows only; and built quickly."""
-    import time
-
+    when it cannot parse 3.x's "[5E-1]"), a payload of feature rows only."""
     from sme.local.demo_model import build_demo_model
 
-    started = time.perf_counter()
     demo = build_demo_model(tmp_path)
-    assert time.perf_counter() - started < 3
     with tarfile.open(demo.model_tar) as tar:
         assert tar.getnames() == ["xgboost-model"]
         model = json.loads(tar.extractfile("xgboost-model").read())
