@@ -15,7 +15,7 @@ from typing import Any
 from sme.aws import AwsContext, aws_call, if_found
 from sme.core import names
 from sme.core.models import Desired, EndpointView, GatewayView, Observed, ScalingView, VariantView
-from sme.core.observe_gateway import read_gateway
+from sme.core.observe_gateway import inline_policy, read_gateway
 from sme.state import DeployState
 
 GATEWAY_KINDS = ("gateway-api", "lambda", "usage-plan", "gateway-key", "gateway-role")
@@ -84,17 +84,7 @@ class RemoteState:
 
     def role_policy(self, role: str, policy: str) -> str | None:
         """The inline policy as canonical JSON (sorted keys), as ``DesiredRole.policy`` is written."""
-        client = self.aws.client("iam")
-        reply = if_found("iam:GetRolePolicy", f"{role}/{policy}",
-                         lambda: client.get_role_policy(RoleName=role, PolicyName=policy))
-        if reply is None:
-            return None
-        doc = reply["PolicyDocument"]
-        if isinstance(doc, str):
-            from urllib.parse import unquote
-
-            doc = json.loads(unquote(doc))
-        return json.dumps(doc, sort_keys=True)
+        return inline_policy(self.aws.client("iam"), role, policy)
 
     # -- SageMaker -------------------------------------------------------------------------------
     def model_exists(self, name: str) -> bool:

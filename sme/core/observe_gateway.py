@@ -27,7 +27,7 @@ def read_gateway(aws: AwsContext, experiment: str, spec: GatewaySpec | None,
     iam, lam, apigw = aws.client("iam"), aws.client("lambda"), aws.client("apigateway")
     if if_found("iam:GetRole", function, lambda: iam.get_role(RoleName=function)):
         parts.append(("gateway-role", function))
-        if spec and _role_policy(iam, function) != spec.role_policy:
+        if spec and inline_policy(iam, function, names.GATEWAY_ROLE_POLICY) != spec.role_policy:
             gaps.append(("gateway-role", "its inline policy is missing or differs"))
     group = _log_group(aws, log_group)
     if group is not None:
@@ -59,9 +59,10 @@ def read_gateway(aws: AwsContext, experiment: str, spec: GatewaySpec | None,
     return GatewayView(tuple(parts), sha, limits, tuple(gaps))
 
 
-def _role_policy(iam: Any, role: str) -> str | None:
-    reply = if_found("iam:GetRolePolicy", role,
-                     lambda: iam.get_role_policy(RoleName=role, PolicyName=names.GATEWAY_ROLE_POLICY))
+def inline_policy(iam: Any, role: str, policy: str) -> str | None:
+    """A role's inline policy as canonical JSON (sorted keys), as sme writes its desired policies."""
+    reply = if_found("iam:GetRolePolicy", f"{role}/{policy}",
+                     lambda: iam.get_role_policy(RoleName=role, PolicyName=policy))
     if reply is None:
         return None
     doc = reply["PolicyDocument"]
