@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sme.local.runtime import codecs
+from sme.local.runtime import codecs, xgboost_contract
 from sme.local.runtime.artifact import INFERENCE_SCRIPT, XGBOOST, ModelLoadError, inspect, unpack
+from sme.local.runtime.xgboost_contract import Contract
 
 
 def _tar(path: Path, members: list[tarfile.TarInfo]) -> Path:
@@ -99,18 +100,30 @@ def test_json_shapes():
         codecs.decode_rows(b"[[1, 2], [3]]", codecs.JSON, None)
 
 
-def test_accept_negotiation():
-    assert codecs.choose_accept("application/json; q=1", codecs.XGBOOST_ACCEPTS, codecs.CSV) == codecs.JSON
-    assert codecs.choose_accept("image/png, text/csv", codecs.XGBOOST_ACCEPTS, codecs.JSON) == codecs.CSV
-    assert codecs.choose_accept(None, codecs.XGBOOST_ACCEPTS, codecs.JSON) == codecs.JSON
+def test_media_type_for_handler_scripts():
     assert codecs.media_type("text/x-libsvm; charset=utf-8") == codecs.LIBSVM
+    assert codecs.media_type(None, default=codecs.JSON) == codecs.JSON
+
+
+@pytest.mark.parametrize("header", ["text/csv", "text/csv; label_size=1", "text/csv;label_size = 1",
+                                    "text/csv; label_size=1=1", "text/csv; label_size=1; label_size=2",
+                                    "label_size=1; text/csv", 'text/csv; a="x;y"; b=2', 'a/b; c="q\\"r"', "", ";"])
+def test_header_parsing_matches_cgi(header):
+    """The container reads Content-Type and Accept with cgi.parse_header (gone from Python 3.13)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import cgi
+
+    assert xgboost_contract.parse_header(header) == cgi.parse_header(header)
 
 
 def test_predictions_round_trip_exactly():
     predictions = np.array([0.1234567, 0.9], dtype=np.float32)
-    body = codecs.encode_predictions(predictions, codecs.CSV)
-    assert np.array([float(v) for v in body.split(b",")], dtype=np.float32).tolist() == predictions.tolist()
-    scores = json.loads(codecs.encode_predictions(predictions, codecs.JSON))["predictions"]
+    body = xgboost_contract.encode(predictions, "text/csv", Contract())
+    assert np.array([float(v) for v in body.splitlines()], dtype=np.float32).tolist() == predictions.tolist()
+    scores = json.loads(xgboost_contract.encode(predictions, "application/json", Contract()))["predictions"]
     assert [s["score"] for s in scores] == predictions.tolist()
 
 
@@ -147,8 +160,8 @@ def test_server_settings_come_from_sagemaker_environment(monkeypatch):
 
 def test_multi_value_predictions_encode_one_row_per_line():
     predictions = np.array([[0.25, 0.75], [0.5, 0.5]], dtype=np.float32)
-    assert codecs.encode_predictions(predictions, codecs.CSV) == b"0.25,0.75\n0.5,0.5"
-    assert json.loads(codecs.encode_predictions(predictions, codecs.JSON)) == {
+    assert xgboost_contract.encode(predictions, "text/csv", Contract()) == b"0.25,0.75\n0.5,0.5\n"
+    assert json.loads(xgboost_contract.encode(predictions, "application/json", Contract())) == {
         "predictions": [{"score": [0.25, 0.75]}, {"score": [0.5, 0.5]}]}
 
 
@@ -166,10 +179,10 @@ def test_several_model_files_are_averaged_like_the_container(tmp_path):
         (tmp_path / f"model-{i}").write_bytes(bytes(booster.save_raw("json")))
     model = load_model(inspect(tmp_path, env={}))
     body, content_type = model.invoke("\n".join(",".join(map(repr, r)) for r in features[:5].tolist()).encode(),
-                                      codecs.CSV, None)
+                                      "text/csv", None)
     expected = np.mean([b.predict(xgb.DMatrix(features[:5])) for b in boosters], axis=0)
-    np.testing.assert_allclose([float(v) for v in body.split(b",")], expected, rtol=1e-6)
-    assert content_type == codecs.CSV
+    np.testing.assert_allclose([float(v) for v in body.splitlines()], expected, rtol=1e-6)
+    assert content_type == "text/csv; charset=utf-8"
 
 
 @pytest.mark.parametrize("content, reason", [
@@ -244,6 +257,19 @@ def test_default_handlers_for_a_model_that_is_not_a_booster(tmp_path):
         model.invoke(b"[nope", codecs.JSON, None)
 
 
-def test_batch_transform_csv_has_one_prediction_per_line(monkeypatch):
-    monkeypatch.setattr(codecs, "ONE_PER_LINE", True)
-    assert codecs.encode_predictions(np.array([0.25, 0.5], dtype=np.float32), codecs.CSV) == b"0.25\n0.5\n"
+def test_batch_transform_answers_one_str_per_line_whatever_the_accept():
+    batch = Contract(batch=True)
+    assert xgboost_contract.encode(np.array([0.25, 0.5], dtype=np.float32), "text/csv", batch) == b"0.25\n0.5\n"
+    multi = np.array([[0.25, 0.75]], dtype=np.float32)
+    assert xgboost_contract.encode(multi, "application/json", batch) == b"[0.25, 0.75]\n"
+
+
+def test_contract_reads_the_container_environment():
+    contract = Contract.from_environ({"SAGEMAKER_INFERENCE_OUTPUT": "Predicted_Label, probabilities",
+                                      "SAGEMAKER_INFERENCE_ENSEMBLE": "True", "SAGEMAKER_BATCH": "1",
+                                      "SME_CONTAINER_IMAGE": "1.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:3.0-5"})
+    assert contract.selected_keys == ("predicted_label", "probabilities")
+    assert not contract.ensemble, "only the exact string 'true' keeps the ensemble, as in the container"
+    assert contract.batch and contract.libsvm_one_based
+    assert Contract.from_environ({}) == Contract()
+    assert xgboost_contract.image_major_version("localhost:5000/xgb") == 1
