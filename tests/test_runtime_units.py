@@ -231,8 +231,8 @@ def test_handler_errors_map_to_status_codes(tmp_path):
         "class Unprocessable(Exception):\n    status_code = 422\n"
         "def model_fn(model_dir):\n    return None\n"
         "def input_fn(body, content_type):\n"
-        "    if body == b'422':\n        raise Unprocessable('cannot use this')\n"
-        "    if body == b'500':\n        raise KeyError('feature_7')\n"
+        "    if body == '422':\n        raise Unprocessable('cannot use this')\n"
+        "    if body == '500':\n        raise KeyError('feature_7')\n"
         "    return body\n"
         "def predict_fn(data, model):\n    return data\n"
         "def output_fn(prediction, accept):\n    return prediction\n"
@@ -245,6 +245,21 @@ def test_handler_errors_map_to_status_codes(tmp_path):
     assert status == 500 and b"KeyError" in body and b"feature_7" in body
     assert int(headers["X-Model-Latency-Us"]) >= 0
     assert _call(app, b"x" * 101)[0] == 413
+
+
+def test_handlers_see_what_the_inference_toolkit_passes(tmp_path, monkeypatch):
+    """sagemaker-inference-toolkit transformer.py (Transformer.transform): headers as sent, a str body for
+    exactly application/json and text/csv, Accept */* or none -> SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT or JSON."""
+    model = _script_model(tmp_path, (
+        "def model_fn(model_dir):\n    return None\n"
+        "def transform_fn(model, body, content_type, accept):\n"
+        "    return repr((type(body).__name__, content_type, accept))\n"
+    ))
+    assert model.invoke(b"1", "text/csv", None) == (b"('str', 'text/csv', 'application/json')", codecs.JSON)
+    assert model.invoke(b"1", "text/csv; charset=utf-8", "text/csv, */*")[0] == (
+        b"('bytes', 'text/csv; charset=utf-8', 'text/csv, */*')")
+    monkeypatch.setenv("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "text/csv")
+    assert model.invoke(b"{}", None, "*/*") == (b"('bytes', None, 'text/csv')", "text/csv")
 
 
 def test_default_handlers_for_a_model_that_is_not_a_booster(tmp_path):

@@ -131,24 +131,28 @@ class ScriptModel:
         return cls(model, handlers)
 
     def invoke(self, body: bytes, content_type: str | None, accept_header: str | None) -> tuple[bytes, str]:
-        content_type = codecs.media_type(content_type)
-        default = codecs.default_accept(content_type, fallback=codecs.JSON)
-        accept = default if not accept_header or accept_header.strip() == "*/*" else accept_header
+        """As sagemaker-inference-toolkit's Transformer.transform (transformer.py, v1.10): the handlers see the
+        request's Content-Type and Accept headers as sent (Accept: none or */* means
+        SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT, else JSON), a str body for exactly application/json and
+        text/csv, bytes otherwise; the response's type is the Accept unless the handler returns one."""
+        default = os.environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or codecs.JSON
+        accept = default if not accept_header or accept_header == "*/*" else accept_header
+        data = body.decode("utf-8") if content_type in (codecs.JSON, codecs.CSV) else body
         if self.transform_fn is not None:
-            result = self.transform_fn(self.model, body, content_type, accept)
+            result = self.transform_fn(self.model, data, content_type, accept)
         else:
-            data = self.input_fn(body, content_type)
-            prediction = self.predict_fn(data, self.model)
-            result = self.output_fn(prediction, accept)
+            result = self.output_fn(self.predict_fn(self.input_fn(data, content_type), self.model), accept)
         if isinstance(result, tuple) and len(result) == 2:  # (body, content type), as the toolkit allows
             result, accept = result
         if isinstance(result, str):
             result = result.encode()
         elif not isinstance(result, (bytes, bytearray, memoryview)):
             raise TypeError(f"the response body must be bytes or str, not {type(result).__name__}")
-        return bytes(result), codecs.media_type(accept.split(",", 1)[0])
+        return bytes(result), accept
 
-    def _default_input_fn(self, body: bytes, content_type: str):
+    def _default_input_fn(self, body: bytes | str, content_type: str | None):
+        body = body.encode("utf-8") if isinstance(body, str) else body
+        content_type = codecs.media_type(content_type)
         if content_type == codecs.NPY:
             import io
 
