@@ -142,11 +142,20 @@ def decode_csv(body: bytes) -> np.ndarray:
     """encoder.csv_to_dmatrix: the delimiter is sniffed from the first line (a letter or digit means ','),
     an empty field is a missing value, and every line is a row (so a blank inner line is one empty field)."""
     text = body.strip().decode("utf-8")
-    delimiter = csv.Sniffer().sniff(text.split("\n")[0][:512]).delimiter
-    if delimiter.isalnum():
-        delimiter = ","
+    delimiter = sniff_delimiter(text.split("\n")[0][:512])
     cells = [["nan" if v == "" else v for v in line.split(delimiter)] for line in text.split("\n")]
     return np.array(cells).astype(float)  # rows of different widths are a ValueError here, as there
+
+
+def sniff_delimiter(sample: str) -> str:
+    """What the container's csv.Sniffer gives, ',' for a letter or digit. The Sniffer costs ~150 us, more than
+    the prediction, so the common case skips it: with no quote character it only weighs how regularly
+    each character occurs, every character of a one-line sample is equally regular, and ',' comes first
+    in its preferred list, so a quote-free sample of two or more distinct characters with a ',' gets ','."""
+    if "," in sample and '"' not in sample and "'" not in sample and len(set(sample)) > 1:
+        return ","
+    delimiter = csv.Sniffer().sniff(sample).delimiter
+    return "," if delimiter.isalnum() else delimiter
 
 
 def decode_libsvm(body: bytes, one_based: bool):
