@@ -84,7 +84,8 @@ def test_deploy_invoke_scale_and_teardown(local_aws, local_env, demo_model, tmp_
     rows = demo_model.payload_csv.read_text().splitlines()[:5]
     runtime = client("sagemaker-runtime")
     reply = runtime.invoke_endpoint(EndpointName="local1", ContentType="text/csv", Body="\n".join(rows))
-    got = [float(x) for x in reply["Body"].read().decode().replace("\n", ",").strip(",").split(",")]
+    assert reply["ContentType"] == "text/csv; charset=utf-8"
+    got = [float(x) for x in reply["Body"].read().decode().splitlines()]  # one prediction per line
     import tarfile
 
     with tarfile.open(demo_model.model_tar) as tar:

@@ -3,8 +3,11 @@
 One process stands for one endpoint instance. It unpacks the model data into a temporary model
 directory, works out the serving convention, and serves SageMaker's container contract on gunicorn.
 Defaults come from the container's environment variables: SAGEMAKER_BIND_TO_PORT (8080),
-SAGEMAKER_MODEL_SERVER_WORKERS (1), SAGEMAKER_MODEL_SERVER_TIMEOUT (60 s), MAX_CONTENT_LENGTH (6 MB).
-`--port 0` takes a free port, reported in the status file once ready.
+SAGEMAKER_MODEL_SERVER_WORKERS (one per CPU, as the container), SAGEMAKER_MODEL_SERVER_TIMEOUT (60 s),
+MAX_CONTENT_LENGTH (6 MiB). `--port 0` takes a free port, reported in the status file once ready.
+Built-in XGBoost models serve the 1.7-1 container's contract (see xgboost_contract), or the 3.x one when
+SME_CONTAINER_IMAGE names a 3.x image; SME_LENIENT_INPUT=1 also reads JSON bodies, which the container
+refuses.
 
 Exit status: 1 when the model cannot be served (the reason is on stderr and in the status file),
 2 for bad arguments, 3 when a worker fails to load the model, 0 after a clean stop (SIGTERM/SIGINT).
@@ -40,7 +43,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model-data", type=Path, required=True, help="the model.tar.gz to serve")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=_env_int("SAGEMAKER_BIND_TO_PORT", 8080))
-    parser.add_argument("--workers", type=int, default=_env_int("SAGEMAKER_MODEL_SERVER_WORKERS", 1))
+    parser.add_argument("--workers", type=int, default=_env_int("SAGEMAKER_MODEL_SERVER_WORKERS", os.cpu_count() or 1))
     parser.add_argument("--threads", type=int, default=1, help="threads per worker (default 1)")
     parser.add_argument("--timeout", type=int, default=_env_int("SAGEMAKER_MODEL_SERVER_TIMEOUT", 60))
     parser.add_argument("--status-file", type=Path, help="where to write the ready/failed JSON document")
@@ -81,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         options = ServerOptions(host=args.host, port=args.port, workers=args.workers, threads=args.threads,
                                 timeout=args.timeout, status_file=args.status_file,
                                 parent_pid=os.getppid() if args.exit_with_parent else None,
-                                max_body=min(_env_int("MAX_CONTENT_LENGTH", 6 * 2**20), 20 * 2**20))
+                                max_body=_env_int("MAX_CONTENT_LENGTH", 6 * 2**20))
         serve(artifact, options, {"convention": artifact.convention, "requirements": list(artifact.requirements),
                                   "model_dir": str(model_dir)})
         return 0

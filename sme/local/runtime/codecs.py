@@ -1,12 +1,10 @@
-"""Request bodies to rows of features, predictions to response bodies, for the content types
-SageMaker's XGBoost container speaks.
+"""Request bodies to rows of features and values to response bodies for handler scripts
+(`code/inference.py`), and the `application/json` rows that SME_LENIENT_INPUT lets built-in XGBoost
+models read. The built-in XGBoost container's own formats are in `xgboost_contract`.
 
 Inputs: `text/csv` (one row per line, features only, an empty field is missing), `text/libsvm`
-(`[label] index:value ...`, indexes are 0-based columns as the container reads them, absent columns are
-missing) and `application/json` (`{"instances": [[...], ...]}`, `{"instances": [{"features": [...]}]}`,
-a list of rows or one flat row). Outputs: `text/csv` (the container's one comma-separated line; one
-line per row for multi-value predictions or under SAGEMAKER_BATCH), `application/json`
-(`{"predictions": [{"score": x}, ...]}`) and `application/jsonlines` (one `{"score": x}` per line).
+(`[label] index:value ...`, 0-based columns, absent columns are missing) and `application/json`
+(`{"instances": [[...], ...]}`, `{"instances": [{"features": [...]}]}`, a list of rows or one flat row).
 """
 
 from __future__ import annotations
@@ -24,11 +22,8 @@ JSONLINES = "application/jsonlines"
 NPY = "application/x-npy"
 CONTENT_TYPE_ALIASES = {"text/x-libsvm": LIBSVM, "application/x-libsvm": LIBSVM, "application/jsonl": JSONLINES,
                         "application/x-jsonlines": JSONLINES}
-XGBOOST_INPUTS = (CSV, LIBSVM, JSON)
-XGBOOST_ACCEPTS = (CSV, JSON, JSONLINES)
+SCRIPT_INPUTS = (CSV, LIBSVM, JSON)
 NAN = math.nan
-# Batch transform's containers answer CSV with one prediction per line; real-time ones with one line.
-ONE_PER_LINE = bool(os.environ.get("SAGEMAKER_BATCH"))
 
 
 class RequestError(Exception):
@@ -41,24 +36,11 @@ class RequestError(Exception):
 
 
 def media_type(header: str | None, default: str = CSV) -> str:
-    """The bare, lower-case media type of a Content-Type header (the container assumes CSV if absent)."""
+    """The bare, lower-case media type of a Content-Type header; `default` when there is none."""
     if not header:
         return default
     value = header.split(";", 1)[0].strip().lower()
     return CONTENT_TYPE_ALIASES.get(value, value) or default
-
-
-def choose_accept(header: str | None, supported: tuple[str, ...], default: str) -> str:
-    """The first supported type in an Accept header; `default` for none or */*. 406 if nothing fits."""
-    if not header:
-        return default
-    for part in header.split(","):
-        value = media_type(part, default="")
-        if value in ("*/*", ""):
-            return default
-        if value in supported:
-            return value
-    raise RequestError(406, f"Accept {header!r} is not supported; use one of {', '.join(supported)}")
 
 
 def default_accept(content_type: str, fallback: str = CSV) -> str:
@@ -78,7 +60,7 @@ def decode_rows(body: bytes, content_type: str, n_features: int | None) -> np.nd
     elif content_type == JSON:
         rows = parse_json(body)
     else:
-        raise RequestError(415, f"Content-Type {content_type!r} is not supported; use one of {', '.join(XGBOOST_INPUTS)}")
+        raise RequestError(415, f"Content-Type {content_type!r} is not supported; use one of {', '.join(SCRIPT_INPUTS)}")
     if n_features is not None and rows.shape[1] != n_features:
         raise RequestError(400, f"rows have {rows.shape[1]} values but the model expects {n_features} features")
     return rows
@@ -155,22 +137,6 @@ def parse_json(body: bytes) -> np.ndarray:
     if rows.ndim != 2:
         raise RequestError(400, "JSON rows must be lists of numbers of equal length")
     return rows
-
-
-def encode_predictions(predictions: np.ndarray, accept: str) -> bytes:
-    """The XGBoost container's response body for these predictions."""
-    values = predictions.tolist()  # float64 repr of each float32: round-trips exactly
-    if accept == CSV:
-        if predictions.ndim == 1:
-            if ONE_PER_LINE:
-                return "".join(f"{v!r}\n" for v in values).encode()
-            return ",".join(map(repr, values)).encode()
-        return "\n".join(",".join(map(repr, row)) for row in values).encode()
-    if accept == JSON:
-        return json.dumps({"predictions": [{"score": v} for v in values]}).encode()
-    if accept == JSONLINES:
-        return "\n".join(json.dumps({"score": v}) for v in values).encode()
-    raise RequestError(406, f"Accept {accept!r} is not supported; use one of {', '.join(XGBOOST_ACCEPTS)}")
 
 
 def encode_value(value, accept: str) -> bytes:

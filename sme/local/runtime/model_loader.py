@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
-from sme.local.runtime import codecs
+from sme.local.runtime import codecs, xgboost_contract
 from sme.local.runtime.artifact import INFERENCE_SCRIPT, Artifact, ModelLoadError
+from sme.local.runtime.xgboost_contract import Contract
 
 log = logging.getLogger("sme.runtime")
 HANDLER_NAMES = ("model_fn", "input_fn", "predict_fn", "output_fn", "transform_fn")
@@ -26,7 +28,10 @@ def load_model(artifact: Artifact) -> "XGBoostModel | ScriptModel":
     """Raises ModelLoadError with the reason an endpoint would show as Failed."""
     if artifact.convention == INFERENCE_SCRIPT:
         return ScriptModel.load(artifact)
-    return XGBoostModel(load_boosters(artifact.model_files))
+    contract = Contract.from_environ(os.environ)
+    # SAGEMAKER_INFERENCE_ENSEMBLE=false: the container loads one file, the first its directory lists.
+    files = artifact.model_files if contract.ensemble else artifact.model_files[:1]
+    return XGBoostModel(load_boosters(files), contract)
 
 
 def load_boosters(paths: tuple[Path, ...]) -> list:
@@ -59,24 +64,47 @@ def _unloadable(name: str, data: bytes, error: str, version: str) -> str:
 
 
 class XGBoostModel:
-    """The built-in XGBoost algorithm's serving behaviour."""
+    """The built-in XGBoost algorithm's serving behaviour (see xgboost_contract for its source)."""
 
-    def __init__(self, boosters: list):
+    def __init__(self, boosters: list, contract: Contract | None = None):
+        import json
+
         self.boosters = boosters
+        self.contract = contract or Contract()
         self.n_features = boosters[0].num_features()
+        learner = json.loads(boosters[0].save_config())["learner"]
+        self.objective = learner["objective"]["name"]
+        self.num_class = learner["learner_model_param"].get("num_class", "")
 
-    def invoke(self, body: bytes, content_type: str, accept_header: str | None) -> tuple[bytes, str]:
-        accept = codecs.choose_accept(accept_header, codecs.XGBOOST_ACCEPTS, codecs.default_accept(content_type))
-        rows = codecs.decode_rows(body, content_type, self.n_features)
-        return codecs.encode_predictions(self.predict(rows), accept), accept
+    def invoke(self, body: bytes, content_type: str | None, accept_header: str | None) -> tuple[bytes, str]:
+        """serve.invocations, step by step: 204, 415, 400, 406, then the answer."""
+        contract = self.contract
+        if not body:
+            raise codecs.RequestError(204, "")
+        rows = xgboost_contract.decode(body, xgboost_contract.request_kind(content_type, contract), contract)
+        predictions = self.predict(xgboost_contract.fit_width(rows, self.n_features))
+        accept = xgboost_contract.parse_accept(accept_header, contract)
+        if contract.selected_keys is not None:
+            answer = xgboost_contract.encode_selected(predictions, accept, contract, self.objective, self.num_class)
+        else:
+            answer = xgboost_contract.encode(predictions, accept, contract)
+        return answer, xgboost_contract.response_type(accept)
 
     def predict(self, rows):
         # inplace_predict skips building a DMatrix: the bulk of the cost for a one-row request.
-        if len(self.boosters) == 1:
-            return self.boosters[0].inplace_predict(rows, validate_features=False)
+        try:
+            if len(self.boosters) == 1:
+                return self.boosters[0].inplace_predict(rows, validate_features=False)
+            every = [b.inplace_predict(rows, validate_features=False) for b in self.boosters]
+        except ValueError as e:  # xgboost's own refusals of the data (XGBoostError is a ValueError)
+            raise codecs.RequestError(400, f"Unable to evaluate payload provided: {str(e).splitlines()[0]}") from None
         import numpy as np
 
-        return np.mean([b.inplace_predict(rows, validate_features=False) for b in self.boosters], axis=0)
+        if self.objective in ("multi:softmax", "binary:hinge"):  # class predictions: the container votes
+            from scipy import stats
+
+            return stats.mode(np.asarray(every), axis=0, keepdims=False).mode
+        return np.mean(every, axis=0)
 
 
 class ScriptModel:
@@ -102,24 +130,29 @@ class ScriptModel:
             raise ModelLoadError(f"model_fn in {artifact.script.name} raised {type(e).__name__}: {e}") from e
         return cls(model, handlers)
 
-    def invoke(self, body: bytes, content_type: str, accept_header: str | None) -> tuple[bytes, str]:
-        default = codecs.default_accept(content_type, fallback=codecs.JSON)
-        accept = default if not accept_header or accept_header.strip() == "*/*" else accept_header
+    def invoke(self, body: bytes, content_type: str | None, accept_header: str | None) -> tuple[bytes, str]:
+        """As sagemaker-inference-toolkit's Transformer.transform (transformer.py, v1.10): the handlers see the
+        request's Content-Type and Accept headers as sent (Accept: none or */* means
+        SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT, else JSON), a str body for exactly application/json and
+        text/csv, bytes otherwise; the response's type is the Accept unless the handler returns one."""
+        default = os.environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or codecs.JSON
+        accept = default if not accept_header or accept_header == "*/*" else accept_header
+        data = body.decode("utf-8") if content_type in (codecs.JSON, codecs.CSV) else body
         if self.transform_fn is not None:
-            result = self.transform_fn(self.model, body, content_type, accept)
+            result = self.transform_fn(self.model, data, content_type, accept)
         else:
-            data = self.input_fn(body, content_type)
-            prediction = self.predict_fn(data, self.model)
-            result = self.output_fn(prediction, accept)
+            result = self.output_fn(self.predict_fn(self.input_fn(data, content_type), self.model), accept)
         if isinstance(result, tuple) and len(result) == 2:  # (body, content type), as the toolkit allows
             result, accept = result
         if isinstance(result, str):
             result = result.encode()
         elif not isinstance(result, (bytes, bytearray, memoryview)):
             raise TypeError(f"the response body must be bytes or str, not {type(result).__name__}")
-        return bytes(result), codecs.media_type(accept.split(",", 1)[0])
+        return bytes(result), accept
 
-    def _default_input_fn(self, body: bytes, content_type: str):
+    def _default_input_fn(self, body: bytes | str, content_type: str | None):
+        body = body.encode("utf-8") if isinstance(body, str) else body
+        content_type = codecs.media_type(content_type)
         if content_type == codecs.NPY:
             import io
 

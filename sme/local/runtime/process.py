@@ -16,7 +16,8 @@ This is the API the local AWS builds on::
 - `start_runtime(model_tar, port=0, workers=None, env=None, *, host="127.0.0.1", threads=1,
   log_path=None) -> RuntimeProcess` returns at once. `port=0` lets the runtime pick a free port
   (known after `wait_ready`, no race with other processes); `port=None` takes SAGEMAKER_BIND_TO_PORT
-  from `env`, else 8080; `workers=None` takes SAGEMAKER_MODEL_SERVER_WORKERS from `env`, else 1.
+  from `env`, else 8080; `workers=None` takes SAGEMAKER_MODEL_SERVER_WORKERS from `env`, else one
+  worker per CPU (the container's default).
   `env` is laid over this process's environment: pass the model's Environment (SAGEMAKER_PROGRAM,
   SAGEMAKER_MODEL_SERVER_TIMEOUT, ...) there.
   The runtime's stdout and stderr go to `log_path` (a file in the runtime's own temporary directory

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Callable
 
 from sme.local.runtime.artifact import Artifact, ModelLoadError
-from sme.local.runtime.codecs import RequestError, media_type
+from sme.local.runtime.codecs import RequestError
 from sme.local.runtime.status import FAILED, READY, write_status
 
 log = logging.getLogger("sme.runtime")
@@ -72,7 +72,7 @@ def make_app(model, max_body: int, timeout: float | None = None) -> Callable:
                 return _reply(start_response, e.status, e.reason.encode())
             started = in_flight[get_ident()] = clock()
             try:
-                content, content_type = invoke(body, media_type(environ.get("CONTENT_TYPE")), environ.get("HTTP_ACCEPT"))
+                content, content_type = invoke(body, environ.get("CONTENT_TYPE"), environ.get("HTTP_ACCEPT"))
                 status = 200
             except RequestError as e:
                 content, content_type, status = e.reason.encode(), "text/plain", e.status
@@ -88,10 +88,13 @@ def make_app(model, max_body: int, timeout: float | None = None) -> Callable:
                 ("X-Model-Latency-Us", str((clock() - started) // 1000)),
             ])
             return [content]
+        if path in ("/ping", "/execution-parameters") and environ["REQUEST_METHOD"] not in ("GET", "HEAD"):
+            return _reply(start_response, 405, f"use GET for {path}".encode())
         if path == "/ping":
             return _reply(start_response, 200, b"")
-        if path == "/execution-parameters":
-            return _reply(start_response, 200, json.dumps({"MaxConcurrentTransforms": 1, "BatchStrategy": "MULTI_RECORD",
+        if path == "/execution-parameters":  # the container's numbers: one transform per CPU
+            return _reply(start_response, 200, json.dumps({"MaxConcurrentTransforms": os.cpu_count() or 1,
+                                                          "BatchStrategy": "MULTI_RECORD",
                                                           "MaxPayloadInMB": max_body // 2**20}).encode(), "application/json")
         return _reply(start_response, 404, f"no such path {path!r}; use /ping or /invocations".encode())
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sme.local.runtime import codecs
+from sme.local.runtime import codecs, xgboost_contract
 from sme.local.runtime.artifact import INFERENCE_SCRIPT, XGBOOST, ModelLoadError, inspect, unpack
+from sme.local.runtime.xgboost_contract import Contract
 
 
 def _tar(path: Path, members: list[tarfile.TarInfo]) -> Path:
@@ -99,18 +100,30 @@ def test_json_shapes():
         codecs.decode_rows(b"[[1, 2], [3]]", codecs.JSON, None)
 
 
-def test_accept_negotiation():
-    assert codecs.choose_accept("application/json; q=1", codecs.XGBOOST_ACCEPTS, codecs.CSV) == codecs.JSON
-    assert codecs.choose_accept("image/png, text/csv", codecs.XGBOOST_ACCEPTS, codecs.JSON) == codecs.CSV
-    assert codecs.choose_accept(None, codecs.XGBOOST_ACCEPTS, codecs.JSON) == codecs.JSON
+def test_media_type_for_handler_scripts():
     assert codecs.media_type("text/x-libsvm; charset=utf-8") == codecs.LIBSVM
+    assert codecs.media_type(None, default=codecs.JSON) == codecs.JSON
+
+
+@pytest.mark.parametrize("header", ["text/csv", "text/csv; label_size=1", "text/csv;label_size = 1",
+                                    "text/csv; label_size=1=1", "text/csv; label_size=1; label_size=2",
+                                    "label_size=1; text/csv", 'text/csv; a="x;y"; b=2', 'a/b; c="q\\"r"', "", ";"])
+def test_header_parsing_matches_cgi(header):
+    """The container reads Content-Type and Accept with cgi.parse_header (gone from Python 3.13)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import cgi
+
+    assert xgboost_contract.parse_header(header) == cgi.parse_header(header)
 
 
 def test_predictions_round_trip_exactly():
     predictions = np.array([0.1234567, 0.9], dtype=np.float32)
-    body = codecs.encode_predictions(predictions, codecs.CSV)
-    assert np.array([float(v) for v in body.split(b",")], dtype=np.float32).tolist() == predictions.tolist()
-    scores = json.loads(codecs.encode_predictions(predictions, codecs.JSON))["predictions"]
+    body = xgboost_contract.encode(predictions, "text/csv", Contract())
+    assert np.array([float(v) for v in body.splitlines()], dtype=np.float32).tolist() == predictions.tolist()
+    scores = json.loads(xgboost_contract.encode(predictions, "application/json", Contract()))["predictions"]
     assert [s["score"] for s in scores] == predictions.tolist()
 
 
@@ -143,8 +156,8 @@ def test_server_settings_come_from_sagemaker_environment(monkeypatch):
 
 def test_multi_value_predictions_encode_one_row_per_line():
     predictions = np.array([[0.25, 0.75], [0.5, 0.5]], dtype=np.float32)
-    assert codecs.encode_predictions(predictions, codecs.CSV) == b"0.25,0.75\n0.5,0.5"
-    assert json.loads(codecs.encode_predictions(predictions, codecs.JSON)) == {
+    assert xgboost_contract.encode(predictions, "text/csv", Contract()) == b"0.25,0.75\n0.5,0.5\n"
+    assert json.loads(xgboost_contract.encode(predictions, "application/json", Contract())) == {
         "predictions": [{"score": [0.25, 0.75]}, {"score": [0.5, 0.5]}]}
 
 
@@ -162,10 +175,10 @@ def test_several_model_files_are_averaged_like_the_container(tmp_path):
         (tmp_path / f"model-{i}").write_bytes(bytes(booster.save_raw("json")))
     model = load_model(inspect(tmp_path, env={}))
     body, content_type = model.invoke("\n".join(",".join(map(repr, r)) for r in features[:5].tolist()).encode(),
-                                      codecs.CSV, None)
+                                      "text/csv", None)
     expected = np.mean([b.predict(xgb.DMatrix(features[:5])) for b in boosters], axis=0)
-    np.testing.assert_allclose([float(v) for v in body.split(b",")], expected, rtol=1e-6)
-    assert content_type == codecs.CSV
+    np.testing.assert_allclose([float(v) for v in body.splitlines()], expected, rtol=1e-6)
+    assert content_type == "text/csv; charset=utf-8"
 
 
 @pytest.mark.parametrize("content, reason", [
@@ -214,8 +227,8 @@ def test_handler_errors_map_to_status_codes(tmp_path):
         "class Unprocessable(Exception):\n    status_code = 422\n"
         "def model_fn(model_dir):\n    return None\n"
         "def input_fn(body, content_type):\n"
-        "    if body == b'422':\n        raise Unprocessable('cannot use this')\n"
-        "    if body == b'500':\n        raise KeyError('feature_7')\n"
+        "    if body == '422':\n        raise Unprocessable('cannot use this')\n"
+        "    if body == '500':\n        raise KeyError('feature_7')\n"
         "    return body\n"
         "def predict_fn(data, model):\n    return data\n"
         "def output_fn(prediction, accept):\n    return prediction\n"
@@ -230,6 +243,21 @@ def test_handler_errors_map_to_status_codes(tmp_path):
     assert _call(app, b"x" * 101)[0] == 413
 
 
+def test_handlers_see_what_the_inference_toolkit_passes(tmp_path, monkeypatch):
+    """sagemaker-inference-toolkit transformer.py (Transformer.transform): headers as sent, a str body for
+    exactly application/json and text/csv, Accept */* or none -> SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT or JSON."""
+    model = _script_model(tmp_path, (
+        "def model_fn(model_dir):\n    return None\n"
+        "def transform_fn(model, body, content_type, accept):\n"
+        "    return repr((type(body).__name__, content_type, accept))\n"
+    ))
+    assert model.invoke(b"1", "text/csv", None) == (b"('str', 'text/csv', 'application/json')", codecs.JSON)
+    assert model.invoke(b"1", "text/csv; charset=utf-8", "text/csv, */*")[0] == (
+        b"('bytes', 'text/csv; charset=utf-8', 'text/csv, */*')")
+    monkeypatch.setenv("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "text/csv")
+    assert model.invoke(b"{}", None, "*/*") == (b"('bytes', None, 'text/csv')", "text/csv")
+
+
 def test_default_handlers_for_a_model_that_is_not_a_booster(tmp_path):
     model = _script_model(tmp_path, (
         "class Upper:\n    def predict(self, words):\n        return [w.upper() for w in words]\n"
@@ -240,6 +268,47 @@ def test_default_handlers_for_a_model_that_is_not_a_booster(tmp_path):
         model.invoke(b"[nope", codecs.JSON, None)
 
 
-def test_batch_transform_csv_has_one_prediction_per_line(monkeypatch):
-    monkeypatch.setattr(codecs, "ONE_PER_LINE", True)
-    assert codecs.encode_predictions(np.array([0.25, 0.5], dtype=np.float32), codecs.CSV) == b"0.25\n0.5\n"
+def test_batch_transform_answers_one_str_per_line_whatever_the_accept():
+    batch = Contract(batch=True)
+    assert xgboost_contract.encode(np.array([0.25, 0.5], dtype=np.float32), "text/csv", batch) == b"0.25\n0.5\n"
+    multi = np.array([[0.25, 0.75]], dtype=np.float32)
+    assert xgboost_contract.encode(multi, "application/json", batch) == b"[0.25, 0.75]\n"
+
+
+def test_contract_reads_the_container_environment():
+    contract = Contract.from_environ({"SAGEMAKER_INFERENCE_OUTPUT": "Predicted_Label, probabilities",
+                                      "SAGEMAKER_INFERENCE_ENSEMBLE": "True", "SAGEMAKER_BATCH": "1",
+                                      "SME_CONTAINER_IMAGE": "1.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:3.0-5"})
+    assert contract.selected_keys == ("predicted_label", "probabilities")
+    assert not contract.ensemble, "only the exact string 'true' keeps the ensemble, as in the container"
+    assert contract.batch and contract.libsvm_one_based
+    assert Contract.from_environ({}) == Contract()
+    assert xgboost_contract.image_major_version("localhost:5000/xgb") == 1
+
+
+def test_csv_delimiter_shortcut_agrees_with_the_sniffer():
+    """xgboost_contract.sniff_delimiter skips csv.Sniffer for quote-free lines with a comma; over random lines of
+    the characters that matter it must give what the Sniffer gives (the container's encoder.py L51-52)."""
+    import csv
+    import random
+
+    def sniffer(sample):
+        try:
+            delimiter = csv.Sniffer().sniff(sample).delimiter
+        except csv.Error:
+            return None
+        return "," if delimiter.isalnum() else delimiter
+
+    def ours(sample):
+        try:
+            return xgboost_contract.sniff_delimiter(sample)
+        except csv.Error:
+            return None
+
+    chars = "0123456789.,,,;\t :-eE\"'abn"
+    generator = random.Random(18)
+    samples = ["".join(generator.choice(chars) for _ in range(generator.randint(1, 40))) for _ in range(3000)]
+    samples += ["0.5,1.25", "1", ",", "1,2,3,2019-1-1 12:12:12", "a,b", "1;2,3", "1\t2,3", "nan,inf"]
+    shortcut = [s for s in samples if "," in s and '"' not in s and "'" not in s and len(set(s)) > 1]
+    assert len(shortcut) > 500, "the generated lines should exercise the shortcut"
+    assert [ours(s) for s in samples] == [sniffer(s) for s in samples]
