@@ -3,7 +3,8 @@
     sagemaker          UpdateEndpoint, endpoint status transitions, failures and silent rollbacks
     sagemaker_runtime  InvokeEndpoint answered by real model runtimes, errors as AWS shapes them (``LocalAws``)
     cloudwatch         percentiles, period boundaries, exact dimensions, ListMetrics without repeats
-    autoscaling        scaling activities, as Application Auto Scaling reports them
+    autoscaling        scaling activities, as Application Auto Scaling reports them; target tracking's alarms
+    ec2                SageMaker's network interfaces: requester-managed and in use (used by the fleet)
     service_quotas     SageMaker's "<instance type> for endpoint usage" quotas
     apigateway         binaryMediaTypes kept on REST APIs
 
