@@ -141,6 +141,8 @@ class Addresses:
         return ec2_backends[self.account][self.region]
 
     def attach(self, instance: Instance, endpoint: str, subnets: list[str], groups: list[str]) -> None:
+        from sme.local.aws.patches.ec2 import service_managed
+
         if not subnets:
             return
         ec2 = self._ec2()
@@ -158,6 +160,7 @@ class Addresses:
             raise RuntimeError(f"subnet {subnet.id} has no free IP addresses")
         eni = ec2.create_network_interface(subnet, None, group_ids=groups or None,
                                            description=f"VPC Endpoint Interface for SageMaker endpoint {endpoint}")
+        service_managed(eni)
         instance.eni_id, instance.subnet_id = eni.id, subnet.id
 
     def detach(self, instance: Instance) -> None:

@@ -1,20 +1,23 @@
 """CloudWatch metrics for local endpoints, from the requests that really passed through them.
 
 Per variant, every ``period`` seconds: Invocations, InvocationsPerInstance, Invocation4XXErrors,
-Invocation5XXErrors (Sum), ModelLatency and OverheadLatency (microseconds, as statistic sets) in
-AWS/SageMaker; CPUUtilization and MemoryUtilization of the instances' processes (percent, summed over
+Invocation5XXErrors (Sum), ModelLatency and OverheadLatency (microseconds, as distributions: Values
+with Counts, so that CloudWatch's percentiles work) in AWS/SageMaker; CPUUtilization and MemoryUtilization of the instances' processes (percent, summed over
 an instance's cores as SageMaker does, averaged over instances) in /aws/sagemaker/Endpoints.
 """
 
 from __future__ import annotations
 
+import math
 import threading
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 
 HISTORY_S = 600.0  # how far back invocation counts are kept for the scaler
+SIGNIFICANT_DIGITS = 3  # a latency is kept to 3 significant digits: within 0.5%, a bounded set per period
+VALUES_PER_DATUM = 150  # PutMetricData's limit of distinct Values in one datum
 
 
 @dataclass
@@ -22,8 +25,24 @@ class Window:
     invocations: int = 0
     errors_4xx: int = 0
     errors_5xx: int = 0
-    model_us: list[float] = field(default_factory=list)
-    overhead_us: list[float] = field(default_factory=list)
+    model_us: Counter = field(default_factory=Counter)  # latency (rounded) -> how many requests took it
+    overhead_us: Counter = field(default_factory=Counter)
+
+
+def rounded(value: float, digits: int = SIGNIFICANT_DIGITS) -> float:
+    """A latency to ``digits`` significant digits: a period's distinct values stay few whatever the rate."""
+    if value <= 0:
+        return 0.0
+    return round(value, digits - 1 - int(math.floor(math.log10(value))))
+
+
+def distribution_data(name: str, dims: list, values: Counter) -> list[dict]:
+    """PutMetricData entries (Values with Counts, at most 150 distinct values each) for one period."""
+    items = sorted(values.items())
+    return [{"MetricName": name, "Dimensions": dims, "Unit": "Microseconds",
+             "Values": [float(v) for v, _ in items[i:i + VALUES_PER_DATUM]],
+             "Counts": [float(c) for _, c in items[i:i + VALUES_PER_DATUM]]}
+            for i in range(0, len(items), VALUES_PER_DATUM)]
 
 
 class MetricsPublisher:
@@ -45,8 +64,8 @@ class MetricsPublisher:
                 w.errors_4xx += 1
             elif status >= 500:
                 w.errors_5xx += 1
-            w.model_us.append(model_us)
-            w.overhead_us.append(max(0.0, total_us - model_us))
+            w.model_us[rounded(model_us)] += 1
+            w.overhead_us[rounded(max(0.0, total_us - model_us))] += 1
 
     def flush(self, now: float) -> None:
         with self.lock:
@@ -77,11 +96,8 @@ class MetricsPublisher:
             {"MetricName": "Invocation4XXErrors", "Dimensions": dims, "Value": float(w.errors_4xx), "Unit": "None"},
             {"MetricName": "Invocation5XXErrors", "Dimensions": dims, "Value": float(w.errors_5xx), "Unit": "None"},
         ]
-        for name, values in (("ModelLatency", w.model_us), ("OverheadLatency", w.overhead_us)):
-            if values:
-                data.append({"MetricName": name, "Dimensions": dims, "Unit": "Microseconds", "StatisticValues": {
-                    "SampleCount": float(len(values)), "Sum": float(sum(values)),
-                    "Minimum": float(min(values)), "Maximum": float(max(values))}})
+        data += distribution_data("ModelLatency", dims, w.model_us)
+        data += distribution_data("OverheadLatency", dims, w.overhead_us)
         backend = cloudwatch_backends[ep.account][ep.region]
         backend.put_metric_data("AWS/SageMaker", data)
         usage = self._usage(instances)

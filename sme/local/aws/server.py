@@ -5,6 +5,7 @@ them, see ``sme.local.aws.patches.sagemaker``) through a small WSGI middleware t
 
 - records each call as a ``Call`` (service, operation, mutating?) for tests that count API calls;
 - lets a ``fault`` hook answer a call with an error instead of moto (throttling, 500s), for fault tests;
+- hands InvokeEndpoint to the twin's model runtimes while a ``LocalAws`` runs (``patches.sagemaker_runtime``);
 - answers calls to deployed REST APIs (``/restapis/{id}/{stage}/_user_request_/...``) itself, running
   their Lambda proxies for real (``sme.local.aws.execute_api``).
 
@@ -21,6 +22,7 @@ from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs
 
 from sme.local.aws import execute_api
+from sme.local.aws.patches import sagemaker_runtime
 from sme.local.aws.wsgi import read_body
 
 MUTATING_PREFIXES = ("Create", "Update", "Delete", "Put", "Register", "Deregister", "Attach", "Detach",
@@ -79,6 +81,8 @@ class Recorder:
         injected = fault(call) if fault else None
         if injected:
             return _error_response(start_response, environ, *injected)
+        if sagemaker_runtime.is_invocation(environ):  # the twin's endpoints answer, not moto's canned replies
+            return sagemaker_runtime.handle(environ, start_response)
         reply = self.app(environ, start_response)
         after = self.after
         if after:

@@ -68,6 +68,7 @@ class LocalAws:
                 print(f"sme local: control loop: {type(exc).__name__}: {exc}", flush=True)
 
     def stop(self) -> None:
+        from sme.local.aws.patches import sagemaker_runtime
         from sme.local.aws.patches.sagemaker import LIFECYCLE
 
         self._stop.set()
@@ -75,6 +76,7 @@ class LocalAws:
             self._loop.join(timeout=5)
         self.endpoints.stop_all()
         LIFECYCLE.hooks = None
+        sagemaker_runtime.stop_forwarding(self.endpoints)
         self.server.stop()
 
 

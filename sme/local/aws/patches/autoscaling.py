@@ -1,4 +1,12 @@
-"""What moto's Application Auto Scaling lacks and sme needs: DescribeScalingActivities.
+"""What moto's Application Auto Scaling lacks and sme needs: DescribeScalingActivities, and the alarms of
+a SageMaker target-tracking policy.
+
+AWS behaviour reproduced (Application Auto Scaling's PutScalingPolicy and target tracking guide): a
+target-tracking policy on a SageMaker variant creates two CloudWatch alarms it owns,
+``TargetTracking-<resource>-AlarmHigh-<uuid>`` (the metric above the target for 3 minutes) and
+``...-AlarmLow-<uuid>`` (below 90% of the target for 15 minutes), listed in the policy's ``Alarms`` and
+deleted with it (moto makes them for DynamoDB and ECS only). Putting a policy is not itself a scaling
+activity.
 
 ``install()`` patches moto's backend and responses in this process (moto internals: the moto version is
 pinned). Activities live on the backend, so ``/moto-api/reset`` clears them, and come from:
@@ -6,7 +14,6 @@ pinned). Activities live on the backend, so ``/moto-api/reset`` clears them, and
 - ``RegisterScalableTarget`` on an existing target whose capacity bounds change (what AWS reports as
   "Setting desired count" when the current count falls outside the new bounds is simplified to one
   Successful activity per change);
-- ``PutScalingPolicy`` (one activity naming the policy);
 - ``add_activity(...)``: tests and local mode append their own (a scale-out, a failure).
 """
 
@@ -56,11 +63,11 @@ def install() -> None:
         return
     import json
 
-    from moto.applicationautoscaling.models import ApplicationAutoscalingBackend
+    from moto.applicationautoscaling.models import ApplicationAutoscalingBackend, FakeApplicationAutoscalingPolicy
     from moto.applicationautoscaling.responses import ApplicationAutoScalingResponse
 
     orig_register = ApplicationAutoscalingBackend.register_scalable_target
-    orig_put_policy = ApplicationAutoscalingBackend.put_scaling_policy
+    orig_create_alarms = FakeApplicationAutoscalingPolicy.create_alarms
 
     def register_scalable_target(self: Any, namespace: str, r_id: str, dimension: str, min_capacity: Any,
                                  max_capacity: Any, role_arn: str, suspended_state: Any) -> Any:
@@ -74,13 +81,10 @@ def install() -> None:
                     "scalable target registered with new bounds")
         return target
 
-    def put_scaling_policy(self: Any, policy_name: str, service_namespace: str, resource_id: str,
-                           scalable_dimension: str, policy_body: Any, policy_type: Any) -> Any:
-        policy = orig_put_policy(self, policy_name, service_namespace, resource_id, scalable_dimension,
-                                 policy_body, policy_type)
-        _record(self, service_namespace, resource_id, scalable_dimension,
-                f"Scaling policy {policy_name} set", f"PutScalingPolicy {policy_name}")
-        return policy
+    def create_alarms(self: Any) -> None:
+        orig_create_alarms(self)
+        if self.policy_type == "TargetTrackingScaling" and self.service_namespace == "sagemaker":
+            self.alarms.extend(_sagemaker_alarms(self))
 
     def describe_scaling_activities(self: Any) -> str:
         namespace = self._get_param("ServiceNamespace")
@@ -101,6 +105,30 @@ def install() -> None:
         return json.dumps(body)
 
     ApplicationAutoscalingBackend.register_scalable_target = register_scalable_target
-    ApplicationAutoscalingBackend.put_scaling_policy = put_scaling_policy
+    FakeApplicationAutoscalingPolicy.create_alarms = create_alarms
     ApplicationAutoScalingResponse.describe_scaling_activities = describe_scaling_activities
     _INSTALLED = True
+
+
+def _sagemaker_alarms(policy: Any) -> list[Any]:
+    """AlarmHigh and AlarmLow on the policy's metric, as target tracking creates them for a SageMaker variant."""
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    config = policy.target_tracking_scaling_policy_configuration or {}
+    target = float(config.get("TargetValue", 0))
+    custom = config.get("CustomizedMetricSpecification") or {}
+    _, endpoint, _, variant = (policy.resource_id.split("/") + ["", "", "", ""])[:4]
+    metric = {"namespace": custom.get("Namespace", "AWS/SageMaker"),
+              "metric_name": custom.get("MetricName", "InvocationsPerInstance"),
+              "statistic": custom.get("Statistic", "Sum"),
+              "dimensions": custom.get("Dimensions") or [{"Name": "EndpointName", "Value": endpoint},
+                                                         {"Name": "VariantName", "Value": variant}]}
+    action = f"{policy.policy_arn}:createdBy/{uuid.uuid4()}"
+    cloudwatch = cloudwatch_backends[policy.account_id][policy.region_name]
+    return [cloudwatch.put_metric_alarm(
+        name=f"TargetTracking-{policy.resource_id}-{kind}-{uuid.uuid4()}", metric_data_queries=[],
+        comparison_operator=operator, evaluation_periods=periods, period=60, threshold=threshold,
+        description=f"DO NOT EDIT OR DELETE. For TargetTrackingScaling policy {action}.",
+        alarm_actions=[action], **metric)
+        for kind, operator, periods, threshold in (("AlarmHigh", "GreaterThanThreshold", 3, target),
+                                                   ("AlarmLow", "LessThanThreshold", 15, target * 0.9))]

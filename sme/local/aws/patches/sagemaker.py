@@ -1,4 +1,16 @@
-"""What moto's SageMaker lacks and sme needs: UpdateEndpoint and endpoint status transitions.
+"""What moto's SageMaker lacks and sme needs: UpdateEndpoint, endpoint status transitions, and replies
+shaped as AWS shapes them.
+
+AWS behaviour reproduced (DescribeEndpoint, DescribeEndpointConfig, DescribeModel API references):
+
+- DescribeEndpointConfig and DescribeEndpoint omit ``DataCaptureConfig`` when the config captures nothing
+  (moto answers ``{}``, which strict clients such as sagemaker-core refuse); when it does capture,
+  DescribeEndpoint answers the summary (EnableCapture, CaptureStatus, CurrentSamplingPercentage,
+  DestinationS3Uri), not the config's request form;
+- DescribeEndpoint lists each variant's ``DeployedImages`` (the image specified, the image resolved to a
+  digest, when it was resolved); the twin's digest is a hash of the image URI, not a registry lookup;
+- DescribeModel omits ``Containers`` beside a ``PrimaryContainer``, and an empty ``VpcConfig``;
+- UpdateEndpoint (moto has none) and the endpoint lifecycle below.
 
 ``install()`` patches moto's SageMaker backend in this process (moto's internals: the moto version is
 pinned in pyproject.toml). ``LIFECYCLE`` decides how an endpoint moves between statuses:
@@ -132,7 +144,26 @@ def install() -> None:
         endpoint = self.endpoints.get(endpoint_name)
         if endpoint is not None:
             LIFECYCLE.advance(self, endpoint)
-        return orig_describe(self, endpoint_name)
+        return _endpoint_reply(self, endpoint, orig_describe(self, endpoint_name))
+
+    def describe_endpoint_config_response(self: Any) -> Any:
+        from moto.core.responses import ActionResult
+
+        # the backend's own reply keeps moto's {} (CreateEndpoint reads it); only the client's loses it
+        reply = dict(self.sagemaker_backend.describe_endpoint_config(self._get_param("EndpointConfigName")))
+        if not reply.get("DataCaptureConfig"):
+            reply.pop("DataCaptureConfig", None)
+        return ActionResult(reply)
+
+    def describe_model_response(self: Any) -> Any:
+        from moto.core.responses import ActionResult
+
+        reply = dict(self.sagemaker_backend.describe_model(self._get_param("ModelName")).response_object)
+        if reply.get("PrimaryContainer") and not reply.get("Containers"):
+            reply.pop("Containers", None)
+        if not reply.get("VpcConfig"):
+            reply.pop("VpcConfig", None)
+        return ActionResult(reply)
 
     def delete_endpoint(self: Any, endpoint_name: str) -> None:
         endpoint = self.endpoints.get(endpoint_name)
@@ -182,7 +213,47 @@ def install() -> None:
 
     SageMakerModelBackend.create_endpoint = create_endpoint
     SageMakerModelBackend.describe_endpoint = describe_endpoint
+    SageMakerResponse.describe_endpoint_config = describe_endpoint_config_response
+    SageMakerResponse.describe_model = describe_model_response
     SageMakerModelBackend.delete_endpoint = delete_endpoint
     SageMakerModelBackend.update_endpoint = update_endpoint
     SageMakerResponse.update_endpoint = update_endpoint_response
     _INSTALLED = True
+
+
+def _endpoint_reply(backend: Any, endpoint: Any, reply: dict[str, Any]) -> dict[str, Any]:
+    """DescribeEndpoint as AWS answers it: a capture summary or none, and each variant's DeployedImages."""
+    reply = dict(reply)
+    config = backend.endpoint_configs.get(endpoint.endpoint_config_name) if endpoint else None
+    capture = (config.data_capture_config if config else None) or {}
+    reply.pop("DataCaptureConfig", None)
+    if capture.get("EnableCapture", bool(capture)):
+        reply["DataCaptureConfig"] = {
+            "EnableCapture": True, "CaptureStatus": "Started",
+            "CurrentSamplingPercentage": int(capture.get("InitialSamplingPercentage", 100)),
+            "DestinationS3Uri": capture.get("DestinationS3Uri", ""),
+            **({"KmsKeyId": capture["KmsKeyId"]} if capture.get("KmsKeyId") else {})}
+    models = {v["VariantName"]: v.get("ModelName") for v in (config.production_variants if config else [])}
+    variants = []
+    for variant in reply.get("ProductionVariants") or []:
+        model = backend._models.get(models.get(variant.get("VariantName")))
+        image = ((model.primary_container or {}).get("Image") if model else None)
+        if image:
+            variant = {**variant, "DeployedImages": [{
+                "SpecifiedImage": image, "ResolvedImage": _resolved(image),
+                "ResolutionTime": endpoint.last_modified_time}]}
+        variants.append(variant)
+    if variants:
+        reply["ProductionVariants"] = variants
+    return reply
+
+
+def _resolved(image: str) -> str:
+    """repo:tag -> repo@sha256:<digest> (a digest already given stays as it is)."""
+    import hashlib
+
+    if "@" in image:
+        return image
+    name = image.rsplit("/", 1)[-1]
+    repo = image.rsplit(":", 1)[0] if ":" in name else image
+    return f"{repo}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
