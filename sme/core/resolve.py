@@ -108,11 +108,15 @@ def least_privilege_policy(exp: Experiment, account: str, region: str, partition
             {"Sid": "DescribeNetwork", "Effect": "Allow",
              "Action": ["ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs", "ec2:DescribeDhcpOptions",
                         "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups"], "Resource": ["*"]},
+            # network interfaces only in the experiment's subnets (ec2:Subnet is a condition key of the
+            # network-interface resource), made only with its subnets and security groups
             {"Sid": "EndpointNetworkInterfaces", "Effect": "Allow",
              "Action": ["ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission",
                         "ec2:DeleteNetworkInterface", "ec2:DeleteNetworkInterfacePermission"],
-             "Resource": [f"{ec2}:network-interface/*"]
-             + [f"{ec2}:subnet/{s}" for s in sorted(exp.network.subnets)]
+             "Resource": [f"{ec2}:network-interface/*"],
+             "Condition": {"ArnEquals": {"ec2:Subnet": [f"{ec2}:subnet/{s}" for s in sorted(exp.network.subnets)]}}},
+            {"Sid": "EndpointSubnetsAndGroups", "Effect": "Allow", "Action": ["ec2:CreateNetworkInterface"],
+             "Resource": [f"{ec2}:subnet/{s}" for s in sorted(exp.network.subnets)]
              + [f"{ec2}:security-group/{g}" for g in sorted(exp.network.security_groups)]},
         ]
     return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)

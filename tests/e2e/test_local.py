@@ -62,8 +62,10 @@ def free_ips(ec2, subnets):
     return sum(s["AvailableIpAddressCount"] for s in ec2.describe_subnets(SubnetIds=subnets)["Subnets"])
 
 
-def test_deploy_invoke_scale_and_teardown(local_aws, local_env, demo_model, tmp_path):
+def test_deploy_invoke_scale_and_teardown(local_aws, local_env, demo_model, tmp_path, monkeypatch):
     import numpy as np
+
+    monkeypatch.setenv("SME_TEST_SHELL_SECRET", "must-not-reach-a-model")  # the shell the twin was started from
     import xgboost as xgb
 
     client = clients(local_aws)
@@ -129,6 +131,10 @@ def test_deploy_invoke_scale_and_teardown(local_aws, local_env, demo_model, tmp_
 
     pids = [i.proc.pid for ep in local_aws.endpoints.live_endpoints() for i in ep.live.all()]
     assert len(pids) == 3
+    for pid in pids:  # a model's process holds none of the shell's variables, AWS credentials included
+        environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+        assert not [v for v in environ if v.startswith((b"SME_TEST_SHELL_SECRET=", b"AWS_SESSION_TOKEN="))]
+        assert b"AWS_SECRET_ACCESS_KEY=testing" not in environ
     down = run_sme("teardown", "--name", "local1", env=local_env, cwd=tmp_path)
     assert down.returncode == 0, down.stderr
     assert free_ips(ec2, subnets) == before, "teardown must free every address"
@@ -213,3 +219,26 @@ def test_update_brings_up_a_new_fleet_and_retires_the_old(local_aws, local_env, 
     assert len(client("ec2").describe_network_interfaces()["NetworkInterfaces"]) == 1, "the old address is freed"
     assert run_sme("teardown", "--name", "upd", env=local_env, cwd=tmp_path).returncode == 0
     assert not _alive(new)
+
+
+@pytest.mark.parametrize("method, headers", [
+    ("OPTIONS", {"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}),
+    ("POST", {"Origin": "https://evil.example", "Content-Type": "application/x-amz-json-1.1",
+              "X-Amz-Target": "SageMaker.ListEndpoints"}),
+    ("POST", {"Host": "rebound.evil.example:4566", "Content-Type": "application/x-amz-json-1.1",
+              "X-Amz-Target": "SageMaker.ListEndpoints"}),
+])
+def test_web_pages_cannot_reach_the_local_aws(local_aws, method, headers):
+    """A page in the user's browser (cross-origin, or by DNS rebinding) must not drive the twin: it would run a
+    model's inference.py as the user."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(local_aws.url + "/", data=b"{}" if method == "POST" else None, method=method,
+                                     headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            status, allowed = reply.status, reply.headers.get("Access-Control-Allow-Origin")
+    except urllib.error.HTTPError as exc:
+        status, allowed = exc.code, exc.headers.get("Access-Control-Allow-Origin")
+    assert (status, allowed) == (403, None)

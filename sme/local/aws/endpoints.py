@@ -44,6 +44,7 @@ class LocalEndpoint:
     subnets: list[str] = field(default_factory=list)
     groups: list[str] = field(default_factory=list)
     model_environment: dict[str, dict[str, str]] = field(default_factory=dict)
+    images: dict[str, str] = field(default_factory=dict)  # variant -> the model's container image
     artifacts: dict[str, Any] = field(default_factory=dict)  # variant -> artifact path
     rr: Any = field(default_factory=itertools.count)
 
@@ -190,6 +191,7 @@ class LocalEndpoints:
                 ep.subnets = list(vpc.get("Subnets", []))
                 ep.groups = list(vpc.get("SecurityGroupIds", []))
                 ep.model_environment[variant["VariantName"]] = dict(container.get("Environment") or {})
+                ep.images[variant["VariantName"]] = container.get("Image", "")
                 ep.artifacts[variant["VariantName"]] = self.launcher.artifact(ep.account, container["ModelDataUrl"])
                 count = int(variant.get("InitialInstanceCount") or 1)
                 fleet.instances[variant["VariantName"]] = [self._launch(ep, variant["VariantName"]) for _ in range(count)]
@@ -202,7 +204,8 @@ class LocalEndpoints:
         endpoint.endpoint_status = "Creating" if ep.live is None else "Updating"
 
     def _launch(self, ep: LocalEndpoint, variant: str) -> Instance:
-        instance = self.launcher.start(variant, ep.artifacts[variant], ep.model_environment.get(variant, {}))
+        instance = self.launcher.start(variant, ep.artifacts[variant], ep.model_environment.get(variant, {}),
+                                       ep.images.get(variant, ""), ep.region)
         try:
             Addresses(ep.account, ep.region).attach(instance, ep.name, ep.subnets, ep.groups)
         except Exception:

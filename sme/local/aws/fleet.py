@@ -7,6 +7,7 @@ address use in the subnets is what it would be in AWS.
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import itertools
 import json
@@ -105,7 +106,8 @@ class Launcher:
         from moto.s3.models import s3_backends
 
         bucket, _, key = model_data_url[5:].partition("/")
-        target = self.workdir / "artifacts" / bucket / key
+        # named by a hash of the URL: a key such as ../../x must not write outside the workdir
+        target = self.workdir / "artifacts" / (hashlib.sha256(model_data_url.encode()).hexdigest()[:32] + ".tar.gz")
         if not target.exists():
             obj = s3_backends[account]["global"].get_object(bucket, key)
             if obj is None:
@@ -114,19 +116,37 @@ class Launcher:
             target.write_bytes(obj.value)
         return target
 
-    def start(self, variant: str, artifact: Path, environment: dict[str, str], workers: int = 1) -> Instance:
+    def start(self, variant: str, artifact: Path, environment: dict[str, str], image: str = "",
+              region: str = "us-east-1") -> Instance:
         n = next(self._seq)
         port = free_port()
         status = self.workdir / f"instance-{n}.status.json"
         log = self.workdir / f"instance-{n}.log"
-        env = dict(os.environ)
-        env.update(environment)
+        env = container_environment(environment, image, region, self.workdir / f"instance-{n}")
         env["SAGEMAKER_BIND_TO_PORT"] = str(port)
+        workers = environment.get("SAGEMAKER_MODEL_SERVER_WORKERS", "1")
         cmd = [sys.executable, "-m", "sme.local.runtime", "--model-data", str(artifact), "--port", str(port),
-               "--workers", str(workers), "--status-file", str(status)]
+               "--workers", workers if workers.isdigit() and int(workers) > 0 else "1", "--status-file", str(status)]
         with log.open("wb") as fh:
             proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         return Instance(variant, port, proc, status, log)
+
+
+# what a process needs to run at all; nothing else of the shell's environment reaches a model
+PASSED_THROUGH = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "VIRTUAL_ENV", "SYSTEMROOT")
+
+
+def container_environment(model_env: dict[str, str], image: str, region: str, home: Path) -> dict[str, str]:
+    """What SageMaker gives a container: the model's Environment, the region, and credentials of the
+    execution role (here: placeholders that are not the user's). The user's own AWS credentials, profile
+    and every other variable of the shell stay out: a model's inference.py runs as the user's code."""
+    env = {k: os.environ[k] for k in PASSED_THROUGH if k in os.environ}
+    home.mkdir(parents=True, exist_ok=True)
+    env.update({"HOME": str(home), "AWS_REGION": region, "AWS_DEFAULT_REGION": region,
+                "AWS_ACCESS_KEY_ID": "sme-local-execution-role", "AWS_SECRET_ACCESS_KEY": "sme-local-execution-role",
+                "SME_CONTAINER_IMAGE": image})
+    env.update(model_env)
+    return env
 
 
 class Addresses:

@@ -68,6 +68,9 @@ class Recorder:
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
+        refused = refuse_browsers(environ)
+        if refused:
+            return _forbidden(start_response, refused)
         if path.startswith("/moto-api"):
             return self.app(environ, start_response)
         if execute_api.is_execute_api(path):  # a call to a deployed REST API, not to AWS's control plane
@@ -117,6 +120,30 @@ class Recorder:
 
     def mutating(self, service: str | None = None) -> list[Call]:
         return [c for c in list(self.calls) if c.mutating and (service is None or c.service == service)]
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+
+def refuse_browsers(environ: dict) -> str | None:
+    """Why a request must be refused, or None. The twin runs models' code as the user, so a web page in the
+    user's browser must not reach it: no cross-origin request or CORS preflight (moto itself answers any
+    Origin with permissive CORS), and no Host that is not loopback (DNS rebinding). AWS SDKs and CLIs send
+    no Origin header."""
+    origin = environ.get("HTTP_ORIGIN")
+    if origin is not None or environ.get("REQUEST_METHOD") == "OPTIONS":
+        return f"cross-origin request refused (Origin: {origin or '-'}): the local AWS serves programs, not web pages"
+    host = environ.get("HTTP_HOST", "").rsplit(":", 1)[0] if not environ.get("HTTP_HOST", "").startswith("[") \
+        else environ.get("HTTP_HOST", "").split("]")[0] + "]"
+    if host and not (host in LOOPBACK_HOSTS or host.endswith(".localhost")):
+        return f"request for host {host} refused: the local AWS answers only on loopback names"
+    return None
+
+
+def _forbidden(start_response: Callable, message: str) -> list[bytes]:
+    body = message.encode()
+    start_response("403 Forbidden", [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))])
+    return [body]
 
 
 def _error_response(start_response: Callable, environ: dict, status: int, code: str, message: str) -> list[bytes]:

@@ -47,9 +47,9 @@ def test_a_model_error_is_424_model_error_with_the_original_status_and_message(t
     response = caught.value.response
     assert response["ResponseMetadata"]["HTTPStatusCode"] == 424
     assert response["Error"]["Code"] == "ModelError"
-    assert response["OriginalStatusCode"] == 400, "the container's own status"
-    assert "not a number" in response["OriginalMessage"]
-    assert response["Error"]["Message"].startswith("Received client error (400) from primary with message")
+    assert response["OriginalStatusCode"] == 415, "the container's own status (415: a body it cannot read)"
+    assert "Loading csv data failed" in response["OriginalMessage"], "the container's own words"
+    assert response["Error"]["Message"].startswith("Received client error (415) from primary with message")
     assert response["LogStreamArn"].endswith(f"/aws/sagemaker/Endpoints/{twin.endpoint}")
 
 
@@ -83,7 +83,7 @@ def test_the_body_reaches_the_model_whatever_its_content_type_or_bytes(twin):
     assert json.loads(body)["OriginalStatusCode"] == 415
     # bytes that are not UTF-8 are the model's to judge too (moto: HTML 500)
     status, headers, body = signed_post(twin, twin.endpoint, b"\xff\xfe1,2", {"Content-Type": "text/csv"})
-    assert status == 424 and json.loads(body)["OriginalStatusCode"] == 400
+    assert status == 424 and json.loads(body)["OriginalStatusCode"] == 415
 
 
 def test_a_body_over_6_mb_is_refused_with_413_before_the_model(twin):

@@ -75,6 +75,6 @@ def test_the_front_door_maps_model_errors_and_unknown_endpoints_as_its_handler_s
     status, reply = post(urls["live"], twin.payload_rows[0].encode())
     assert status == 200 and 0.0 <= float(reply["body"]) <= 1.0
     status, reply = post(urls["live"], b"not,a,number")
-    assert status == 502 and reply["error"] == "model error" and reply["model_status"] == 400, reply
+    assert status == 502 and reply["error"] == "model error" and reply["model_status"] == 415, reply
     status, reply = post(urls["gone"], b"1,2")
     assert status == 503 and reply["error"] == "endpoint unavailable", reply

@@ -107,7 +107,11 @@ def test_role_create_plans_role_and_least_privilege_policy():
     resources = {sid["Sid"]: sid["Resource"] for sid in policy["Statement"]}
     assert resources["ReadModelArtifact"] == ["arn:aws:s3:::bucket/model.tar.gz"]
     assert resources["PullImage"] == ["arn:aws:ecr:us-east-1:683313688378:repository/sagemaker-xgboost"]
-    assert "arn:aws:ec2:us-east-1:123456789012:subnet/subnet-0a1b2c3d" in resources["EndpointNetworkInterfaces"]
+    assert "arn:aws:ec2:us-east-1:123456789012:subnet/subnet-0a1b2c3d" in resources["EndpointSubnetsAndGroups"]
+    enis = next(st for st in policy["Statement"] if st["Sid"] == "EndpointNetworkInterfaces")
+    assert enis["Resource"] == ["arn:aws:ec2:us-east-1:123456789012:network-interface/*"]
+    assert enis["Condition"] == {"ArnEquals": {"ec2:Subnet": ["arn:aws:ec2:us-east-1:123456789012:subnet/subnet-0a1b2c3d"]}}, \
+        "network interfaces only in the experiment's subnets"
     assert ops(plan_deploy(d, Observed()))[:2] == ["create_role", "put_role_policy"]
     same = replace(live(d), role_exists=True, role_policy=d.role.policy)
     assert plan_deploy(d, same).empty

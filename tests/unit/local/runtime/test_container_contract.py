@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import call, csv_rows, lines_of
+from tests.unit.local.runtime.conftest import call, csv_rows, lines_of
 
 pytestmark = pytest.mark.timeout(120)
 SERVE = "src/algorithm_mode/serve.py"
@@ -262,7 +262,7 @@ def test_dotfiles_in_the_model_are_ignored(tmp_path, runtime_for, binary):
     """test/unit/algorithm_mode/test_serve_utils.py L350-358."""
     import tarfile
 
-    from conftest import Model, pack
+    from tests.unit.local.runtime.conftest import Model, pack
 
     with tarfile.open(binary.tar) as tar:
         model = tar.extractfile("xgboost-model").read()

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import Model, call, csv_rows, pack, train
+from tests.unit.local.runtime.conftest import Model, call, csv_rows, pack, train
 
 pytestmark = pytest.mark.timeout(120)
 ALL_BINARY_KEYS = "predicted_label,labels,probability,probabilities,raw_score,raw_scores"
