@@ -36,6 +36,7 @@ class Headline:
     started_at: float = 0.0
     duration_s: float | None = None
     partial: bool = False
+    in_progress: bool = False  # the summary was written while the run went (it is running, or was killed)
     slo_passed: bool | None = None
     slo_checks: list[dict[str, Any]] = field(default_factory=list)
     requests: int | None = None
@@ -76,7 +77,8 @@ class Headline:
 def headline(run: Run, prices: dict[str, Price | None]) -> Headline:
     s = run.summary or {}
     h = Headline(target=str((s.get("target") or {}).get("name") or _endpoint(run)), started_at=run.started_at,
-                 duration_s=s.get("duration_s"), partial=bool(s.get("partial")))
+                 duration_s=s.get("duration_s"), partial=bool(s.get("partial")),
+                 in_progress=bool(s.get("in_progress")))
     if s.get("slo"):
         h.slo_passed = bool(s["slo"].get("passed")) if s["slo"].get("checks") else None
         h.slo_checks = list(s["slo"].get("checks") or [])
