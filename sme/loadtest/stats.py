@@ -71,23 +71,21 @@ def histogram(counts: Counts | list[int]) -> Any:
     return hist
 
 
-def percentiles_us(counts: Counts, percentiles: Iterable[float]) -> dict[float, int]:
-    """What hdrh's ``get_percentile_to_value_dict`` answers for a histogram of these counts: for each
-    percentile, the highest value equivalent to the bucket where the running count reaches
-    ``max(1, int(p * total / 100 + 0.5))`` (the lowest one for p = 0)."""
-    total = sum(counts.values())
-    wanted = sorted(set(percentiles))
+def percentiles_us(pairs: list[tuple[int, int]], percentiles: Iterable[float]) -> dict[float, int]:
+    """What hdrh's ``get_percentile_to_value_dict`` answers for a histogram of these (value, count) pairs
+    (sorted by value): for each percentile, the highest value equivalent to the bucket where the running
+    count reaches ``max(1, int(p * total / 100 + 0.5))`` (the lowest one for p = 0)."""
+    total = sum(n for _, n in pairs)
     out: dict[float, int] = {}
     if not total:
         return out
-    keys = sorted(counts)
     running, k = 0, 0
-    for p in wanted:
+    for p in sorted(set(percentiles)):
         target = max(int(min(p, 100.0) * total / 100 + 0.5), 1)
-        while running < target and k < len(keys):
-            running += counts[keys[k]]
+        while running < target and k < len(pairs):
+            running += pairs[k][1]
             k += 1
-        value = keys[k - 1]
+        value = pairs[k - 1][0]
         out[p] = value + (1 << _shift(value)) - 1 if p else value
     return out
 
@@ -141,51 +139,74 @@ class Recorder:
 
 @dataclass
 class Window:
-    """Requests, failures, dropped arrivals and the latency counts of some span: a second, a stage, the run."""
+    """Requests, failures, dropped arrivals and the latency counts of some span: a second, a stage, the run.
+
+    A second's counts are a dict (a few hundred buckets at most). A stage's or the whole run's live all
+    run long and can fill thousands of buckets: ``lasting()`` keeps them in an hdrh histogram instead,
+    a fixed ~190 kB however wide the latencies spread (a dict of 14,000 buckets takes ~1.4 MB).
+    """
 
     requests: int = 0
     failures: int = 0
     dropped: int = 0
     counts: Counts = field(default_factory=dict)
+    dense: Any = None  # the hdrh histogram that holds the counts instead of ``counts``
+
+    @classmethod
+    def lasting(cls) -> "Window":
+        return cls(dense=new_histogram())
 
     def add(self, counts: Counts | list[int], requests: int = 0, failures: int = 0, dropped: int = 0) -> None:
-        mine = self.counts
-        for value, n in _pairs(counts):
-            mine[value] = mine.get(value, 0) + n
+        if self.dense is not None:
+            record = self.dense.record_value
+            for value, n in _pairs(counts):
+                record(value, n)
+        else:
+            mine = self.counts
+            for value, n in _pairs(counts):
+                mine[value] = mine.get(value, 0) + n
         self.requests += requests
         self.failures += failures
         self.dropped += dropped
 
     def merge(self, other: "Window") -> None:
-        self.add(other.counts, other.requests, other.failures, other.dropped)
+        self.add(dict(other.pairs()), other.requests, other.failures, other.dropped)
+
+    def pairs(self) -> list[tuple[int, int]]:
+        """(lowest equivalent value, count) of every bucket with a count, by value."""
+        if self.dense is not None:
+            h = self.dense
+            return [(h.get_value_from_index(i), n) for i, n in enumerate(h.counts) if n]
+        return sorted(self.counts.items())
 
     def histogram(self) -> Any:
-        return histogram(self.counts)
+        return self.dense if self.dense is not None else histogram(self.counts)
 
     def percentiles_ms(self, *percentiles: float) -> list[float | None]:
-        values = percentiles_us(self.counts, percentiles)
+        values = percentiles_us(self.pairs(), percentiles)
         return [values[p] / 1000.0 if p in values else None for p in percentiles]
 
     def latency_ms(self) -> dict[str, float | None]:
         """p50 ... p999, max and mean, as hdrh reads them from a histogram of the same values."""
-        if not self.counts:
+        pairs = self.pairs()
+        if not pairs:
             return {k: None for k in (*PERCENTILES, "max", "mean")}
-        values = percentiles_us(self.counts, PERCENTILES.values())
+        values = percentiles_us(pairs, PERCENTILES.values())
         out: dict[str, float | None] = {k: values[p] / 1000.0 for k, p in PERCENTILES.items()}
-        top = max(self.counts)
+        top = pairs[-1][0]
         out["max"] = (top + (1 << _shift(top)) - 1) / 1000.0
         # hdrh's mean: each bucket counted at its middle, summed as integers, divided once
-        total = sum(n * (v + ((1 << _shift(v)) >> 1)) for v, n in self.counts.items())
-        out["mean"] = round(total / sum(self.counts.values()) / 1000.0, 3)
+        total = sum(n * (v + ((1 << _shift(v)) >> 1)) for v, n in pairs)
+        out["mean"] = round(total / sum(n for _, n in pairs) / 1000.0, 3)
         return out
 
     def to_json(self) -> list[Any]:
-        return [flat(self.counts), self.requests, self.failures, self.dropped]
+        return [[x for pair in self.pairs() for x in pair], self.requests, self.failures, self.dropped]
 
     @classmethod
     def from_json(cls, data: list[Any]) -> "Window":
-        w = cls(data[1], data[2], data[3])
-        w.add(data[0])
+        w = cls.lasting()
+        w.add(data[0], data[1], data[2], data[3])
         return w
 
 
@@ -201,7 +222,7 @@ class Tally:
 
     def __init__(self, stage_of: Callable[[int], int] | None = None) -> None:
         self.stage_of = stage_of or (lambda second: 0)
-        self.whole = Window()
+        self.whole = Window.lasting()
         self.stages: dict[int, Window] = {}
         self.recent: dict[int, Window] = {}  # the seconds not yet settled, and the last RETAIN_S settled ones
         self.settled_before: int | None = None  # rows were handed out for every second before this one
@@ -233,7 +254,9 @@ class Tally:
     def _second(self, sec: int, counts: Counts | list[int], n: int, f: int, d: int) -> None:
         self.whole.add(counts, n, f, d)
         stage = self.stage_of(sec)
-        self.stages.setdefault(stage, Window()).add(counts, n, f, d)
+        if stage not in self.stages:
+            self.stages[stage] = Window.lasting()
+        self.stages[stage].add(counts, n, f, d)
         settled = self.settled_before is not None and sec < self.settled_before
         w = self.recent.get(sec) or self.corrected.get(sec)
         if w is None:
