@@ -1,25 +1,33 @@
 """The master's (or local runner's) bookkeeping in the load process: merge, sample, report, finish.
 
 Once a second it merges what the processes recorded, notes the stage and the users or target rate for
-that second, checks finished ladder steps against the SLO, and appends one progress line (JSON) for
-the parent's live display. ``finish`` writes the final tally (histograms per second, errors, dropped)
-once, at the normal end or when the run is interrupted. Runs only in the load process (uses gevent).
+that second, appends the seconds whose batches are in to ``timeseries.csv``, checks finished ladder steps
+against the SLO, and appends one progress line (JSON) for the parent's live display; every
+SUMMARY_EVERY_S it replaces ``summary.json`` with one marked ``in_progress`` (atomically), so that a
+killed run keeps what it measured. ``finish`` writes the final tally (whole-run and per-stage counts,
+errors, dropped) once, at the normal end or when the run is interrupted. Runs only in the load process
+(uses gevent). Nothing here grows with the run's length.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import gevent
 
+from sme.loadtest.config import Stage
 from sme.loadtest.shapes import Schedule
 from sme.loadtest.slo import evaluate
-from sme.loadtest.stats import Recorder, Tally
+from sme.loadtest.stats import RETAIN_S, Recorder, Tally, Window
+from sme.loadtest.timeseries import TimeseriesFile, row
 
-LAG_S = 2  # seconds a worker's batch may take to reach the master (live display window)
+LAG_S = 2  # seconds a worker's batch may take to reach the master (live display window, rows)
+SUMMARY_EVERY_S = 5  # how often summary.json is refreshed while the run goes
 
 
 class Progress:
@@ -28,7 +36,10 @@ class Progress:
         self.local = not hasattr(runner, "clients")
         self.tally = Tally()
         self.started_at: float | None = None
-        self.per_second: dict[int, list] = {}
+        self.states: dict[int, list] = {}  # second -> [stage, users, target rate], until its row is written
+        self._last_state: list = [None, None, None]
+        self.rows: TimeseriesFile | None = None
+        self._summary_at = 0.0
         self.steps: dict[int, dict[str, Any]] = {}
         self.breach: int | None = None
         self.sample: dict[str, Any] | None = None
@@ -44,6 +55,10 @@ class Progress:
         """Start the clock at wall time t0 (now, or a moment ahead for the open model's common start)."""
         self.started_at = t0
         self._t0 = time.perf_counter() + (t0 - time.time())
+        self.tally.stage_of = lambda sec: self.schedule.stage_of_second(sec - t0)
+        self.tally.first_second = int(t0)
+        if self.plan.get("out"):
+            self.rows = TimeseriesFile(Path(self.plan["out"]) / "timeseries.csv")
         self.end_elapsed: float | None = None
         gevent.spawn(self._loop)
 
@@ -87,7 +102,7 @@ class Progress:
 
     def _collect(self) -> None:
         if self.local:
-            self.tally.add(self.recorder.drain(encoded=False))
+            self.tally.add(self.recorder.drain(wire=False))
 
     def _loop(self) -> None:
         while not self.finished:
@@ -95,17 +110,34 @@ class Progress:
             t = self.elapsed()
             stage = self.schedule.stage_at(t)
             rate = self.schedule.rate_at(t) if self.schedule.open else None
-            self.per_second[int(time.time())] = [stage, self.runner.user_count, rate]
+            self.states[int(time.time())] = [stage, self.runner.user_count, rate]
+            # local: every second before this one is in; workers' batches take up to LAG_S to arrive
+            self._write_rows(int(time.time()) - (0 if self.local else LAG_S))
             self._check_steps(t)
             self._stop_if_orphaned()
             self._stop_if_stuck()
             self._out.write(json.dumps(self._line(t, stage, rate)) + "\n")
+            if time.monotonic() - self._summary_at >= SUMMARY_EVERY_S:
+                self._summary_at = time.monotonic()
+                self._write_summary(self.snapshot(interrupted=False), in_progress=True)
             gevent.sleep(1.0 - (time.time() % 1.0) + 0.05)
+
+    def _write_rows(self, before: int) -> None:
+        """Settle the seconds before ``before``: append their rows, forget what they no longer need."""
+        rows = []
+        for sec, w in self.tally.settle(before):
+            self._last_state = self.states.pop(sec, self._last_state)
+            _, users, rate = self._last_state  # the stage column: the one the second's requests count in
+            rows.append(row(sec, self.started_at, w, [self.tally.stage_of(sec), users, rate]))
+        for sec in [s for s in self.states if s < before]:  # (a second before the start)
+            self._last_state = self.states.pop(sec)
+        if self.rows is not None:
+            self.rows.append(rows)
 
     def _line(self, t: float, stage: int | None, rate: float | None) -> dict[str, Any]:
         end = int(time.time()) - (0 if self.local else LAG_S - 1)  # seconds before this are settled
         start = max(end - 3, int(self.started_at or 0))
-        w = self.tally.window(start, end)  # the last few settled seconds
+        w = self.tally.window(start, end)  # the last few settled seconds (kept RETAIN_S)
         p50, p99 = w.percentiles_ms(50.0, 99.0)
         return {"elapsed": round(max(0.0, t), 1), "remaining": round(max(0.0, self.schedule.end - t), 1), "stage": stage,
                 "users": None if self.schedule.open else self.runner.user_count, "rate": rate,
@@ -119,7 +151,7 @@ class Progress:
             settle = 0.5 if self.local else 1.5  # workers report once a second
             if not stage.until_slo_breach or i in self.steps or t < end + settle:
                 continue
-            w = self.tally.window(self.started_at + start, self.started_at + end)
+            w = self.tally.stages.get(i) or Window()
             verdict = evaluate(slo, w.requests, w.failures, w.dropped, end - start, w.latency_ms())
             self.steps[i] = verdict
             if not verdict["passed"] and self.breach is None:
@@ -139,12 +171,36 @@ class Progress:
                 pass
         self._collect()
         self.sample = self.sample or self.local_sample()
-        final = {"started_at": self.started_at, "ended_at": time.time(), "elapsed": self.end_elapsed,
-                 "interrupted": interrupted, "schedule_end": self.schedule.end, "breach": self.breach,
-                 "per_second": {str(k): v for k, v in self.per_second.items()}, "sample": self.sample,
-                 "tally": self.tally.to_json()}
+        final = self.snapshot(interrupted)
+        last = max(self.tally.recent, default=self.tally.settled_before or 0)
+        self._write_rows(max(last + 1, self.tally.settled_before or 0))
+        if self.rows is not None:
+            self.rows.close(self.tally.corrected, self.tally.partly)
+        self._write_summary(final, in_progress=False)  # (sme rewrites it; this one is for a dead sme)
+        final["tally"] = self.tally.to_json()
         tmp = self.plan["final"] + ".tmp"
         with open(tmp, "w") as fh:
             json.dump(final, fh)
         os.replace(tmp, self.plan["final"])
         self._out.write(json.dumps({"done": True}) + "\n")
+
+    def snapshot(self, interrupted: bool) -> dict[str, Any]:
+        """What results.summarize reads (with the live tally: summarize does not change it)."""
+        ended = self.end_elapsed if self.end_elapsed is not None else max(0.0, self.elapsed())
+        return {"started_at": self.started_at, "ended_at": time.time(), "elapsed": ended,
+                "interrupted": interrupted, "schedule_end": self.schedule.end, "breach": self.breach,
+                "sample": self.sample or self.local_sample(), "tally": self.tally}
+
+    def _write_summary(self, final: dict[str, Any], in_progress: bool) -> None:
+        if not self.plan.get("out"):
+            return
+        from sme.loadtest.results import summarize, write
+
+        stages = [Stage(**s) for s in self.plan["stages"]]
+        open_model = stages[0].open
+        summary = summarize(final, stages, self.plan.get("slo") or {}, open_model, self.plan["target"],
+                            partial=in_progress or bool(final["interrupted"]), in_progress=in_progress)
+        try:
+            write(Path(self.plan["out"]), summary)
+        except OSError as exc:  # a full disk must not stop the run: the final summary is written by sme
+            logging.getLogger("sme").warning("cannot write summary.json in %s: %s", self.plan["out"], exc)

@@ -1,47 +1,44 @@
-"""From the load process's final tally to the files in ``--out`` (see docs/formats.md) and the SLO table.
+"""From the load process's tally to ``summary.json`` (see docs/formats.md) and the SLO table.
 
-Pure functions build ``summary.json`` and the per-second rows; ``write`` puts them on disk atomically;
-``render_slo`` draws the verdicts on a console it is given.
+``summarize`` is pure: the load process calls it for the summary it refreshes while the run goes, and
+sme for the final one. ``write`` puts it on disk atomically; ``render_slo`` draws the verdicts on a
+console it is given. (``timeseries.csv`` is written by the load process as the run goes: timeseries.py.)
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
+import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
-from sme.loadtest.config import LoadTest
+from sme.loadtest.config import Stage
 from sme.loadtest.shapes import Schedule
 from sme.loadtest.slo import evaluate
-from sme.loadtest.stats import Tally, encode
-
-CSV_HEADER = ["time", "elapsed_s", "stage", "users", "target_rps", "requests", "failures", "rps", "p50_ms",
-              "p99_ms"]
+from sme.loadtest.stats import Tally, Window, encode
 
 
-def summarize(final: dict[str, Any], lt: LoadTest, target: dict[str, Any], partial: bool) -> dict[str, Any]:
-    tally = Tally.from_json(final["tally"])
+def summarize(final: dict[str, Any], stages: Sequence[Stage], slo: dict[str, float], open_model: bool,
+              target: dict[str, Any], partial: bool, in_progress: bool = False) -> dict[str, Any]:
+    tally = final["tally"] if isinstance(final["tally"], Tally) else Tally.from_json(final["tally"])
     started, ended = final["started_at"], final["ended_at"]
     duration = max(final.get("elapsed") or (ended - started), 1e-9)
-    whole = tally.window()
+    whole = tally.whole
     latency = whole.latency_ms()
-    slo = evaluate(lt.slo, whole.requests, whole.failures, whole.dropped, duration, latency)
     return {
-        "version": 1, "partial": partial,
+        "version": 1, "partial": partial, "in_progress": in_progress,
         "target": {"kind": target["kind"], "name": target.get("endpoint") or target["name"]},
         "started_at": started, "ended_at": ended, "duration_s": round(duration, 3),
         "requests": whole.requests, "failures": whole.failures, "rps": round(whole.requests / duration, 3),
-        "dropped": whole.dropped if lt.open else 0,
-        "model": "open" if lt.open else "closed",
+        "dropped": whole.dropped if open_model else 0,
+        "model": "open" if open_model else "closed",
         "latency_ms": latency,
         "errors": _errors(tally.errors),
-        "stages": _stages(lt, tally, final, duration),
+        "stages": _stages(stages, slo, tally, duration),
         "stopped_after_breach": final.get("breach"),
-        "slo": slo,
+        "slo": evaluate(slo, whole.requests, whole.failures, whole.dropped, duration, latency),
         "sample_response": final.get("sample"),
-        "histogram": encode(whole.hist),
+        "histogram": encode(whole.histogram()),
     }
 
 
@@ -53,56 +50,36 @@ def _errors(errors: dict[str, int]) -> list[dict[str, Any]]:
     return out
 
 
-def _stages(lt: LoadTest, tally: Tally, final: dict[str, Any], duration: float) -> list[dict[str, Any]]:
-    schedule = Schedule(lt.stages)
-    started = final["started_at"]
+def _stages(stages: Sequence[Stage], slo: dict[str, float], tally: Tally, duration: float) -> list[dict[str, Any]]:
+    """One entry per stage the run reached. Each second of the run counts in one stage (see
+    Schedule.stage_of_second), so the stages' requests add up to the run's."""
+    bounds = [(i, start, min(end, duration)) for i, (start, end) in enumerate(Schedule(stages).bounds)
+              if start < duration or i == 0]
+    windows = {i: tally.stages.get(i) or Window() for i, _, _ in bounds}
+    for i, w in tally.stages.items():  # seconds counted in a stage the run then did not reach (a ladder cut short)
+        if i not in windows:
+            windows[bounds[-1][0]].merge(w)
     out = []
-    for i, (stage, (start, end)) in enumerate(zip(lt.stages, schedule.bounds)):
-        if start >= duration:
-            break
-        end = min(end, duration)
-        w = tally.window(started + start, started + end)
+    for i, start, end in bounds:
+        stage, w = stages[i], windows[i]
         lat = w.latency_ms()
+        # the seconds counted in this stage (see Schedule.stage_of_second): none for a stage shorter than
+        # a second whose seconds all count in its neighbours, which then measured no rate of its own
+        whole_seconds = math.ceil(end - 0.5) - math.ceil(start - 0.5)
         out.append({"index": i, "kind": stage.kind, "start_s": round(start, 3), "end_s": round(end, 3),
                     "users": stage.users, "spawn_rate": stage.spawn_rate, "rate": stage.rate,
                     "requests": w.requests, "failures": w.failures, "dropped": w.dropped,
-                    "rps": round(w.requests / (end - start), 3) if end > start else None,
+                    "rps": round(w.requests / whole_seconds, 3) if whole_seconds > 0 else None,
                     "latency_ms": {"p50": lat["p50"], "p99": lat["p99"], "max": lat["max"]},
-                    **({"slo": evaluate(lt.slo, w.requests, w.failures, w.dropped, end - start, lat)}
+                    **({"slo": evaluate(slo, w.requests, w.failures, w.dropped, end - start, lat)}
                        if stage.until_slo_breach else {})})
     return out
 
 
-def timeseries(final: dict[str, Any]) -> list[list[Any]]:
-    tally = Tally.from_json(final["tally"])
-    started = final["started_at"]
-    state = {int(k): v for k, v in final.get("per_second", {}).items()}
-    seconds = sorted(set(tally.seconds) | set(state))
-    rows, last = [], [None, None, None]
-    for sec in range(seconds[0], seconds[-1] + 1) if seconds else []:
-        last = state.get(sec, last)
-        slot = tally.seconds.get(sec)
-        n, f = (slot.requests, slot.failures) if slot else (0, 0)
-        p50 = p99 = ""
-        if slot and slot.parts:
-            h = slot.histogram()
-            p50, p99 = h.get_value_at_percentile(50) / 1000.0, h.get_value_at_percentile(99) / 1000.0
-        stage, users, rate = last
-        rows.append([sec, round(sec - started, 3), "" if stage is None else stage,
-                     "" if users is None or rate is not None else users,
-                     "" if rate is None else round(rate, 3), n, f, n, p50, p99])
-    return rows
-
-
-def write(out: Path, summary: dict[str, Any], rows: list[list[Any]]) -> None:
+def write(out: Path, summary: dict[str, Any]) -> None:
     from sme.state import write_atomic
 
     write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n", mode=0o644)
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_HEADER)
-    writer.writerows(rows)
-    write_atomic(out / "timeseries.csv", buf.getvalue(), mode=0o644)
 
 
 def render_slo(console: Any, summary: dict[str, Any]) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 
 from sme.errors import ExitStatus, SmeError, UserError
 from sme.loadtest import config as cfg
-from sme.loadtest.results import render_slo, summarize, timeseries, write
+from sme.loadtest.results import render_slo, summarize, write
 from sme.loadtest.targets import resolve
 from sme.net import free_port
 
@@ -53,7 +53,7 @@ def run_loadtest(config_path: str, out: str | None, mode: Mode, env: Any) -> int
     try:
         out_dir = Path(out) if out else work
         _prepare_out(out_dir, config_path, mode)
-        plan = _plan(lt, target, config_path, work)
+        plan = _plan(lt, target, config_path, work, None if mode.role == "worker" else out_dir)
         (work / "plan.json").write_text(json.dumps(plan))
         child = _Child(_locust_args(lt, mode, out_dir), work, out_dir, env, log_to_stderr=mode.role == "worker")
         interrupted = child.run(lambda line: _display(env, line), lt.duration)
@@ -61,12 +61,14 @@ def run_loadtest(config_path: str, out: str | None, mode: Mode, env: Any) -> int
             return int(ExitStatus.INTERRUPTED) if interrupted else int(ExitStatus.OK)
         final_path = work / "final.json"
         if not final_path.exists():
-            raise SmeError(f"the load process ended (exit {child.returncode}) without results",
+            kept = (f"; what it measured until then is in {out_dir}/ (timeseries.csv, summary.json marked "
+                    "in_progress)") if (out_dir / "timeseries.csv").exists() else ""
+            raise SmeError(f"the load process ended (exit {child.returncode}) without its final results{kept}",
                            hint=f"see {out_dir / 'locust.log'}" + _tail(out_dir / "locust.log"))
         final = json.loads(final_path.read_text())
         partial = interrupted or bool(final.get("interrupted"))
-        summary = summarize(final, lt, target, partial)
-        write(out_dir, summary, timeseries(final))
+        summary = summarize(final, lt.stages, lt.slo, lt.open, target, partial)
+        write(out_dir, summary)
         render_slo(env.out, summary)
         env.info(f"results in {out_dir}/ (summary.json, timeseries.csv, locust.html)")
         if partial:
@@ -88,7 +90,8 @@ def _prepare_out(out_dir: Path, config_path: str, mode: Mode) -> None:
         raise UserError(f"cannot write to {out_dir} ({exc.strerror or exc})", hint="choose another --out") from None
 
 
-def _plan(lt: cfg.LoadTest, target: dict[str, Any], config_path: str, work: Path) -> dict[str, Any]:
+def _plan(lt: cfg.LoadTest, target: dict[str, Any], config_path: str, work: Path,
+          out_dir: Path | None) -> dict[str, Any]:
     import yaml
 
     raw = yaml.safe_load(Path(config_path).read_text())
@@ -101,7 +104,7 @@ def _plan(lt: cfg.LoadTest, target: dict[str, Any], config_path: str, work: Path
                         "content_type": lt.payload.content_type, "order": lt.payload.order},
             "slo": lt.slo, "max_in_flight": pool, "grace": lt.grace, "report_interval": 1.0,
             "progress": str(work / "progress.jsonl"), "final": str(work / "final.json"),
-            "stop_file": str(work / "stop")}
+            "stop_file": str(work / "stop"), "out": str(out_dir) if out_dir else None}
 
 
 def _locust_args(lt: cfg.LoadTest, mode: Mode, out_dir: Path) -> list[str]:

@@ -49,6 +49,19 @@ class Schedule:
                 return i
         return None
 
+    def stage_of_second(self, k: float) -> int:
+        """The one stage whose numbers count second [k, k + 1) of the run: the stage in effect at its middle
+        (so each second counts in exactly one stage and the stages add up to the run); the first stage for a
+        second before the start, the stage the run ended in for a second after its end (requests that
+        were in flight when it ended)."""
+        t = k + 0.5
+        if t < 0:
+            return 0
+        i = self.stage_at(t)
+        if i is not None:
+            return i
+        return max([j for j, (start, _) in enumerate(self.bounds) if start < self.end] or [0])
+
     def at(self, t: float) -> Tick | None:
         i = self.stage_at(t)
         if i is None:

@@ -58,7 +58,10 @@ def render(h: Headline, tl: Timeline, notes: list[str], sources: dict[str, Any])
 def _header(h: Headline, sources: dict[str, Any]) -> str:
     dur = f", ran {format_duration(h.duration_s)}" if h.duration_s else ""
     inputs = ", ".join(f"<code>{escape(s)}</code>" for s in sources.get("inputs", []))
-    partial = ('<div class="banner">This run was stopped early: the results are partial.</div>'
+    partial = ('<div class="banner">This summary was written while the run went: the run is still going, '
+               'or it was killed (its per-second rows run to the end of what was measured).</div>'
+               if h.in_progress else
+               '<div class="banner">This run was stopped early: the results are partial.</div>'
                if h.partial else "")
     kind = "Load-test report" if h.requests is not None else "Run report"
     return (f"<h1>{kind}: {escape(h.target or 'unnamed run')}</h1>"

@@ -4,7 +4,10 @@ Hand-written so the report needs nothing from the network and no plotting librar
 from the plot's pixel size (at most one x label per ``X_LABEL_PX``), so labels never overlap. Every series
 is one ``<path class="series">`` carrying its points in ``data-points`` (``x,y;x,y`` in axis units) and
 their count in ``data-n``; short series also get a ``<circle>`` per point with a tooltip that gives the
-wall-clock time. Browser tests read these attributes to check a chart was drawn with data.
+wall-clock time. Browser tests read these attributes to check a chart was drawn with data. A long series
+(a 24-hour run has 86,400 seconds) is drawn from the extremes of each two-pixel column (``downsample``;
+``data-drawn-from`` then says how many points it had), so the page stays small; the numbers in the
+report's cards are computed from every point, never from the drawing.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ LEFT, RIGHT, TOP, BOTTOM = 72, 20, 24, 46
 X_LABEL_PX = 80  # room for one x tick label such as "12.5"
 Y_LABEL_PX = 34
 MAX_CIRCLES = 400  # per series: beyond this the path alone carries the points
+MAX_POINTS = 4000  # per series: beyond this, drawn from the extremes of each column (see downsample)
+COLUMN_PX = 2
 
 
 def color(i: int) -> str:
@@ -177,8 +182,9 @@ def _markers(f: Frame, markers: Sequence[Marker]) -> list[str]:
 
 
 def _series(f: Frame, s: Series, stroke: str, unit: str, started_at: float) -> list[str]:
-    pts = sorted(s.points)
-    gap = _gap(pts)
+    every = sorted(s.points)
+    gap = _gap(every)
+    pts = downsample(every, f, gap)
     d: list[str] = []
     prev: tuple[float, float] | None = None
     for x, y in pts:
@@ -192,8 +198,9 @@ def _series(f: Frame, s: Series, stroke: str, unit: str, started_at: float) -> l
         prev = (x, y)
     data = ";".join(f"{x:g},{y:.6g}" for x, y in pts)
     dash = ' stroke-dasharray="6 4"' if s.dashed else ""
-    out = [f'<path class="series" data-series="{escape(s.label)}" data-n="{len(pts)}" data-points="{data}" '
-           f'd="{" ".join(d)}" stroke="{stroke}"{dash}/>']
+    drawn_from = f' data-drawn-from="{len(every)}"' if len(pts) < len(every) else ""
+    out = [f'<path class="series" data-series="{escape(s.label)}" data-n="{len(pts)}"{drawn_from} '
+           f'data-points="{data}" d="{" ".join(d)}" stroke="{stroke}"{dash}/>']
     if len(pts) <= MAX_CIRCLES:
         out.append(f'<g class="points" fill="{stroke}">')
         for x, y in pts:
@@ -201,6 +208,29 @@ def _series(f: Frame, s: Series, stroke: str, unit: str, started_at: float) -> l
                        f'{y:.4g} {escape(unit)} at {x:.0f} s ({wall(started_at + x)})</title></circle>')
         out.append("</g>")
     return out
+
+
+def downsample(pts: list[tuple[float, float]], f: Frame, gap: float) -> list[tuple[float, float]]:
+    """For drawing only (the numbers above the charts come from every row): at most four points per
+    COLUMN_PX-wide column, its first, lowest, highest and last, in time order, so a one-second spike in a
+    24-hour run still shows and the line still joins its neighbours; gaps stay gaps."""
+    if len(pts) <= MAX_POINTS:
+        return pts
+    out: list[tuple[float, float]] = []
+    column: list[tuple[float, float]] = []
+    for p in pts:
+        if column and (int(f.x(p[0]) / COLUMN_PX) != int(f.x(column[0][0]) / COLUMN_PX)
+                       or p[0] - column[-1][0] > gap):
+            out += _extremes(column)
+            column = []
+        column.append(p)
+    return out + _extremes(column)
+
+
+def _extremes(column: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    keep = {0, len(column) - 1, min(range(len(column)), key=lambda i: column[i][1]),
+            max(range(len(column)), key=lambda i: column[i][1])}
+    return [column[i] for i in sorted(keep)]
 
 
 def _gap(pts: list[tuple[float, float]]) -> float:

@@ -148,11 +148,11 @@ def test_histograms_merge_exactly_across_processes():
     single.add(whole.drain())
     for p in parts:
         merged.add(p.drain())
-    a, b = single.window(), merged.window()
+    a, b = single.whole, merged.whole
     assert a.requests == b.requests == 20_000 and b.failures == 200
     assert a.latency_ms() == b.latency_ms()
     assert merged.errors == {"status:503": 200}
-    assert Tally.from_json(json.loads(json.dumps(merged.to_json()))).window().latency_ms() == b.latency_ms()
+    assert Tally.from_json(json.loads(json.dumps(merged.to_json()))).whole.latency_ms() == b.latency_ms()
 
 
 def test_recorder_keeps_the_same_histogram_as_recording_each_value():
@@ -170,7 +170,7 @@ def test_recorder_keeps_the_same_histogram_as_recording_each_value():
         direct.record_value(min(max(us, 1), 3_600_000_000))
     tally = Tally()
     tally.add(rec.drain())
-    kept = tally.window().hist
+    kept = tally.whole.histogram()
     assert kept.get_total_count() == direct.get_total_count() == len(latencies_ms)
     assert list(kept.counts) == list(direct.counts)
     assert (kept.get_min_value(), kept.get_max_value()) == (direct.get_min_value(), direct.get_max_value())
