@@ -1,5 +1,5 @@
 """A run that is killed keeps what it measured: `sme loadtest` as a subprocess, real Locust, a counting
-HTTP server on 127.0.0.1 (tests/httpserver.py).
+HTTP server on 127.0.0.1 (tests/support/httpserver.py).
 
 SIGKILL of sme and its load process together (an OOM kill, a lost machine) leaves a timeseries.csv whose
 rows add up to what the server counted, give or take the second in progress, and a summary.json marked
@@ -21,8 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from httpserver import CountingServer  # noqa: E402
+from tests.support.httpserver import CountingServer  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
 RATE = 100

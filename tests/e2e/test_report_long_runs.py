@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from test_report_runs import T0, write_loadtest, write_watch  # noqa: E402
+from tests.support.runs import T0, write_loadtest, write_watch  # noqa: E402
 
 pytestmark = pytest.mark.timeout(300)
 
