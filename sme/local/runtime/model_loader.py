@@ -9,8 +9,10 @@ per booster as the SageMaker container does.
 from __future__ import annotations
 
 import importlib.util
+import io
 import logging
 import os
+import pickle
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -42,20 +44,45 @@ def load_boosters(paths: tuple[Path, ...]) -> list:
         data = path.read_bytes()
         booster = xgb.Booster()
         try:
-            # From bytes, xgboost tells JSON from UBJ by content, as 1.7 does for the container's
-            # extension-less `xgboost-model`.
-            booster.load_model(bytearray(data))
-        except xgb.core.XGBoostError as e:
+            if data[:1] == b"\x80":  # the container also serves a pickled Booster (serve_utils.get_loaded_booster)
+                booster = unpickle_booster(data)
+            else:
+                # From bytes, xgboost tells JSON from UBJ by content, as 1.7 does for the container's
+                # extension-less `xgboost-model`.
+                booster.load_model(bytearray(data))
+        except (xgb.core.XGBoostError, pickle.UnpicklingError) as e:
             raise ModelLoadError(_unloadable(path.name, data, str(e), xgb.__version__)) from None
         booster.set_param("nthread", 1)
         boosters.append(booster)
     return boosters
 
 
+# What a pickled xgboost Booster is made of; any other global in a pickle is refused before it is built, so
+# a model file cannot run code (a pickle can name any callable).
+PICKLE_GLOBALS = {("xgboost.core", "Booster"), ("builtins", "bytearray")}
+
+
+class _BoosterUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in PICKLE_GLOBALS:
+            raise pickle.UnpicklingError(f"it names {module}.{name}; a pickled model may hold only an xgboost "
+                                         "Booster")
+        return super().find_class(module, name)
+
+
+def unpickle_booster(data: bytes) -> Any:
+    import xgboost as xgb
+
+    booster = _BoosterUnpickler(io.BytesIO(data)).load()
+    if not isinstance(booster, xgb.Booster):
+        raise pickle.UnpicklingError(f"it holds a {type(booster).__name__}, not an xgboost Booster")
+    return booster
+
+
 def _unloadable(name: str, data: bytes, error: str, version: str) -> str:
     fix = "load it with xgboost 1.x or 2.x and re-save it with Booster.save_model in JSON format"
     if data[:1] == b"\x80":
-        return f"{name} is a pickle, which local mode does not load (xgboost {version}); {fix}"
+        return f"{name} is a pickle local mode does not load ({error.strip().splitlines()[0] if error else 'unreadable'}); {fix}"
     if data[:4] == b"binf":
         # What SageMaker's XGBoost training jobs up to 1.7-1 write: xgboost 3 dropped the format.
         return f"{name} is in XGBoost's old binary format, which xgboost {version} cannot read; {fix}"
