@@ -304,7 +304,8 @@ def apply_overrides(raw: dict[str, Any], flags: Overrides, source: str) -> dict[
         for item in flags.environment:
             k, sep, v = item.partition("=")
             if not sep or not k:
-                raise ConfigError("command line", "--env", f"{item!r} is not KEY=VALUE")
+                raise ConfigError("command line", "--env", f"{item!r} is not KEY=VALUE",
+                                  hint="e.g. --env SAGEMAKER_PROGRAM=inference.py")
             env[k] = v
     if flags.subnets or flags.security_groups:
         net = data.setdefault("network", {})

@@ -63,7 +63,8 @@ def _read_text(p: Path) -> str:
     except UnicodeDecodeError as exc:
         raise UserError(f"{p}: not UTF-8 text (byte {exc.start})", hint="save the file as UTF-8") from None
     except OSError as exc:
-        raise UserError(f"{p}: cannot read the file ({os_reason(exc)})") from None
+        raise UserError(f"{p}: cannot read the file ({os_reason(exc)})",
+                        hint="give the path of a readable YAML file with -c/--config") from None
 
 
 def os_reason(exc: OSError) -> str:
