@@ -53,6 +53,10 @@ TAGS = {"type": "object", "maxProperties": 49,
 TAG_PUNCTUATION = set("_.:/=+-@")
 BUCKET = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
 
+# CloudWatch's names and the front door's content type: text on one line (botocore's CloudWatch shapes)
+ONE_LINE = {"type": "string", "minLength": 1, "pattern": r"^[^\x00-\x1f\x7f]+$",
+            "x-hint": "text on one line, without control characters"}
+
 DURATION = {"type": ["string", "integer"], "pattern": r"^\d+(\.\d+)?(ms|s|m|h)?(\d+(ms|s|m|h))*$",
             "x-hint": "a duration such as 300 (seconds), 90s, 5m or 1h"}
 PERCENT = {"type": "number", "exclusiveMinimum": 0, "maximum": 100, "x-hint": "a percentage of capacity, 1-100"}
@@ -71,11 +75,13 @@ AUTOSCALING_SCHEMA: dict[str, Any] = {
         "metric": {"anyOf": [
             {"enum": ["invocations", "cpu"]},
             {"type": "object", "additionalProperties": False, "required": ["name", "namespace"],
-             "properties": {"name": {"type": "string", "minLength": 1},
-                            "namespace": {"type": "string", "minLength": 1},
+             "properties": {"name": {**ONE_LINE, "maxLength": 255},
+                            "namespace": {**ONE_LINE, "maxLength": 255, "not": {"pattern": "^:"},
+                                          "x-hint": "a CloudWatch namespace such as AWS/SageMaker (not starting with :)"},
                             "statistic": {"enum": ["Average", "Minimum", "Maximum", "Sum", "SampleCount"]},
-                            "dimensions": {"type": "object", "additionalProperties": {"type": "string"}},
-                            "unit": {"type": "string"}}}],
+                            "dimensions": {"type": "object", "propertyNames": {**ONE_LINE, "maxLength": 255},
+                                           "additionalProperties": {**ONE_LINE, "maxLength": 1024}},
+                            "unit": {"type": "string", "pattern": r"^[A-Za-z]+(/Second)?$"}}}],
             "x-hint": "invocations (SageMakerVariantInvocationsPerInstance, the default), cpu "
                       "(CPUUtilization), or {name, namespace, statistic, dimensions} for a custom metric"},
         "scale_in_cooldown": DURATION,
@@ -96,7 +102,7 @@ UPDATE_SCHEMA: dict[str, Any] = {
         "timeout": {**DURATION, "x-hint": "the longest the whole update may take, e.g. 1h"},
         "alarms": {"anyOf": [{"const": "auto"},
                              {"type": "array", "minItems": 1, "maxItems": 10, "uniqueItems": True,
-                              "items": {"type": "string", "minLength": 1, "maxLength": 255}}],
+                              "items": {**ONE_LINE, "maxLength": 255}}],
                    "x-hint": "`auto` (sme creates 5XX-error and model-latency alarms) or a list of existing "
                              "CloudWatch alarm names"},
         "error_threshold": {"type": "integer", "minimum": 1,
@@ -112,7 +118,7 @@ GATEWAY_SCHEMA: dict[str, Any] = {
                   "x-hint": "a stage name of letters, digits and underscores, e.g. prod"},
         "path": {"type": "string", "pattern": r"^[a-zA-Z0-9._-]{1,64}$",
                  "x-hint": "one path segment for the POST resource, e.g. invoke"},
-        "content_type": {"type": "string", "minLength": 3,
+        "content_type": {**ONE_LINE, "minLength": 3,
                          "x-hint": "the content type sent to the model when a request has none, e.g. text/csv"},
         "throttle": {"type": "object", "additionalProperties": False,
                      "properties": {"rate": {"type": "number", "exclusiveMinimum": 0},

@@ -179,7 +179,7 @@ def _to_config_error(err: Any, source: str, outer_hint: str | None = None) -> Co
     if kind == "pattern":
         return ConfigError(source, field, f"{_show(err.instance)} is not valid",
                            hint=hint or f"expected text matching {err.validator_value}")
-    if kind == "const" and hint:
+    if kind in ("const", "not") and hint:
         return ConfigError(source, field, f"{_show(err.instance)} is not valid", hint=hint)
     if kind in ("maxLength", "minLength") and isinstance(err.instance, str):
         bound = "at most" if kind == "maxLength" else "at least"

@@ -99,6 +99,12 @@ EXPERIMENT_CASES = {
     "a 5,000-deep list": ({"tags: {team: ml}": "tags: " + "[" * 5000 + "]" * 5000}, ["nested more than 32"]),
     "top-level keys of mixed types": ({"name: churn": "1: one\nname: churn"}, ["1: a key must be text", "quote"]),
     "a YAML date as a tag": ({"team: ml": "team: 2024-01-01"}, ["tags.team", "date", "quote"]),
+    "a metric name on two lines": ({"tags:": 'autoscaling: {max: 2, target: 5, metric: {name: "a\\nb", '
+                                             'namespace: ns}}\ntags:'}, ["autoscaling.metric.name", "one line"]),
+    "a gateway content type with CRLF": ({"tags:": 'gateway: {content_type: "text/csv\\r\\nX-Injected: 1"}\ntags:'},
+                                         ["gateway.content_type", "text/csv"]),
+    "an alarm name on two lines": ({"count: 1, weight: 1}]": 'count: 1, weight: 1}]\n  update: {alarms: ["a\\nb"]}'},
+                                   ["endpoint.update.alarms[0]", "one line"]),
 }
 
 
