@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from sme import __version__
 from sme.errors import AwsError, UserError
+
+REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
 
 
 @dataclass
@@ -51,6 +54,9 @@ class AwsContext:
                     "no AWS region is set",
                     hint="set `region:` in the experiment file, pass --region, or export AWS_REGION",
                 )
+            if not REGION.fullmatch(self._session.region_name):  # botocore's own check lets "us-east-1\n" by
+                raise UserError(f"{self._session.region_name!r} is not an AWS region",
+                                hint="give a region such as us-east-1 or eu-west-1 (--region, `region:` or AWS_REGION)")
             self.region = self._session.region_name
         return self._session
 

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sme.core.names import EXPERIMENT_NAME, EXPERIMENT_NAME_HINT
-from sme.schema import load_yaml, validate
+from sme.errors import ConfigError
+from sme.schema import field_path, load_yaml, validate
 
 NAME_HINT = EXPERIMENT_NAME_HINT
 SUBNET = {"type": "string", "pattern": r"^subnet-[0-9a-f]{8}([0-9a-f]{9})?$",
@@ -34,6 +35,27 @@ SUBNET = {"type": "string", "pattern": r"^subnet-[0-9a-f]{8}([0-9a-f]{9})?$",
 SG = {"type": "string", "pattern": r"^sg-[0-9a-f]{8}([0-9a-f]{9})?$",
       "x-hint": "a security group id looks like sg-0a1b2c3d or sg-0123456789abcdef0"}
 ROLE_ARN = r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$"
+
+# SageMaker's limits (botocore's service model: EnvironmentMap, EnvironmentKey, EnvironmentValue)
+ENVIRONMENT = {"type": "object", "maxProperties": 100,
+               "propertyNames": {"pattern": r"^[a-zA-Z_][a-zA-Z0-9_]*$", "maxLength": 1024,
+                                 "x-hint": "an environment variable's name: letters, digits and underscores, "
+                                           "not starting with a digit"},
+               "additionalProperties": {"type": ["string", "number", "boolean"], "maxLength": 1024,
+                                        "x-hint": "SageMaker takes values of at most 1024 characters"}}
+# SageMaker's and IAM's tag limits (TagKey/TagValue; the character set is checked in check_tags), less the one
+# tag sme adds (sme:experiment) from SageMaker's 50 per resource
+TAGS = {"type": "object", "maxProperties": 49,
+        "propertyNames": {"minLength": 1, "maxLength": 128, "not": {"pattern": "^([aA][wW][sS]|sme):"},
+                          "x-hint": "a tag key of 1-128 characters, not starting with aws: or sme: (reserved)"},
+        "additionalProperties": {"type": ["string", "number", "boolean"], "maxLength": 256,
+                                 "x-hint": "AWS takes tag values of at most 256 characters"}}
+TAG_PUNCTUATION = set("_.:/=+-@")
+BUCKET = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
+
+# CloudWatch's names and the front door's content type: text on one line (botocore's CloudWatch shapes)
+ONE_LINE = {"type": "string", "minLength": 1, "pattern": r"^[^\x00-\x1f\x7f]+$",
+            "x-hint": "text on one line, without control characters"}
 
 DURATION = {"type": ["string", "integer"], "pattern": r"^\d+(\.\d+)?(ms|s|m|h)?(\d+(ms|s|m|h))*$",
             "x-hint": "a duration such as 300 (seconds), 90s, 5m or 1h"}
@@ -53,11 +75,13 @@ AUTOSCALING_SCHEMA: dict[str, Any] = {
         "metric": {"anyOf": [
             {"enum": ["invocations", "cpu"]},
             {"type": "object", "additionalProperties": False, "required": ["name", "namespace"],
-             "properties": {"name": {"type": "string", "minLength": 1},
-                            "namespace": {"type": "string", "minLength": 1},
+             "properties": {"name": {**ONE_LINE, "maxLength": 255},
+                            "namespace": {**ONE_LINE, "maxLength": 255, "not": {"pattern": "^:"},
+                                          "x-hint": "a CloudWatch namespace such as AWS/SageMaker (not starting with :)"},
                             "statistic": {"enum": ["Average", "Minimum", "Maximum", "Sum", "SampleCount"]},
-                            "dimensions": {"type": "object", "additionalProperties": {"type": "string"}},
-                            "unit": {"type": "string"}}}],
+                            "dimensions": {"type": "object", "propertyNames": {**ONE_LINE, "maxLength": 255},
+                                           "additionalProperties": {**ONE_LINE, "maxLength": 1024}},
+                            "unit": {"type": "string", "pattern": r"^[A-Za-z]+(/Second)?$"}}}],
             "x-hint": "invocations (SageMakerVariantInvocationsPerInstance, the default), cpu "
                       "(CPUUtilization), or {name, namespace, statistic, dimensions} for a custom metric"},
         "scale_in_cooldown": DURATION,
@@ -78,7 +102,7 @@ UPDATE_SCHEMA: dict[str, Any] = {
         "timeout": {**DURATION, "x-hint": "the longest the whole update may take, e.g. 1h"},
         "alarms": {"anyOf": [{"const": "auto"},
                              {"type": "array", "minItems": 1, "maxItems": 10, "uniqueItems": True,
-                              "items": {"type": "string", "minLength": 1, "maxLength": 255}}],
+                              "items": {**ONE_LINE, "maxLength": 255}}],
                    "x-hint": "`auto` (sme creates 5XX-error and model-latency alarms) or a list of existing "
                              "CloudWatch alarm names"},
         "error_threshold": {"type": "integer", "minimum": 1,
@@ -94,7 +118,7 @@ GATEWAY_SCHEMA: dict[str, Any] = {
                   "x-hint": "a stage name of letters, digits and underscores, e.g. prod"},
         "path": {"type": "string", "pattern": r"^[a-zA-Z0-9._-]{1,64}$",
                  "x-hint": "one path segment for the POST resource, e.g. invoke"},
-        "content_type": {"type": "string", "minLength": 3,
+        "content_type": {**ONE_LINE, "minLength": 3,
                          "x-hint": "the content type sent to the model when a request has none, e.g. text/csv"},
         "throttle": {"type": "object", "additionalProperties": False,
                      "properties": {"rate": {"type": "number", "exclusiveMinimum": 0},
@@ -128,15 +152,17 @@ EXPERIMENT_SCHEMA: dict[str, Any] = {
                           "x-hint": "a full ECR image URI, or framework:version such as xgboost:1.7-1",
                           "description": "set model.image or pass --image"},
                 "model_data": {"type": "string", "minLength": 1,
-                               "x-hint": "an s3:// URI or the path of a local model.tar.gz",
+                               "anyOf": [{"pattern": "^s3://" + BUCKET + "/[^\\x00-\\x1f]+$"},
+                                         {"not": {"pattern": "^s3:"}}],
+                               "x-hint": "an s3://bucket/key URI or the path of a local model.tar.gz",
                                "description": "set model.model_data or pass --model-data"},
                 "role": {"type": "string",
                          "anyOf": [{"pattern": ROLE_ARN}, {"const": "create"}],
                          "x-hint": "an IAM role ARN such as arn:aws:iam::123456789012:role/SageMakerRole, "
                                    "or `create` to let sme make a least-privilege role",
                          "description": "set model.role or pass --role (an ARN, or `create`)"},
-                "environment": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}},
-                "bucket": {"type": "string", "pattern": r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+                "environment": ENVIRONMENT,
+                "bucket": {"type": "string", "pattern": "^" + BUCKET + "$",
                            "x-hint": "an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)"},
             },
         },
@@ -176,8 +202,7 @@ EXPERIMENT_SCHEMA: dict[str, Any] = {
         },
         "autoscaling": AUTOSCALING_SCHEMA,
         "gateway": GATEWAY_SCHEMA,
-        "tags": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]},
-                 "propertyNames": {"maxLength": 128, "not": {"pattern": "^(aws|sme):"}}},
+        "tags": TAGS,
     },
 }
 
@@ -247,12 +272,31 @@ def load_experiment(path: str | None, flags: Overrides) -> Experiment:
     source = str(path) if path else "command line"
     merged = apply_overrides(raw, flags, source)
     validate(merged, EXPERIMENT_SCHEMA, source)
-    return build(merged, source)
+    check_tags(merged.get("tags") or {}, source)
+    exp = build(merged, source)
+    if not exp.model.model_data.startswith("s3://"):
+        from sme.model_archive import check_model_archive
+
+        check_model_archive(exp.model.model_data, source, dict(exp.model.environment))
+    return exp
+
+
+def check_tags(tags: dict[str, Any], source: str) -> None:
+    """AWS tags (SageMaker, IAM, Lambda alike) take Unicode letters, digits and spaces, and _ . : / = + - @."""
+    import unicodedata
+
+    def bad(text: str) -> str | None:
+        return next((c for c in text if c not in TAG_PUNCTUATION and unicodedata.category(c)[0] not in "LZN"), None)
+
+    for key, value in tags.items():
+        for what, text in (("key", key), ("value", str(value))):
+            char = bad(text)
+            if char is not None:
+                raise ConfigError(source, field_path(["tags", key]), f"the tag {what} has {char!r}, which AWS refuses in tags",
+                                  hint="use letters, digits, spaces and _ . : / = + - @")
 
 
 def apply_overrides(raw: dict[str, Any], flags: Overrides, source: str) -> dict[str, Any]:
-    from sme.errors import ConfigError
-
     data = copy.deepcopy(raw)
     for key in ("name", "region", "profile"):
         if getattr(flags, key):
@@ -266,7 +310,8 @@ def apply_overrides(raw: dict[str, Any], flags: Overrides, source: str) -> dict[
         for item in flags.environment:
             k, sep, v = item.partition("=")
             if not sep or not k:
-                raise ConfigError("command line", "--env", f"{item!r} is not KEY=VALUE")
+                raise ConfigError("command line", "--env", f"{item!r} is not KEY=VALUE",
+                                  hint="e.g. --env SAGEMAKER_PROGRAM=inference.py")
             env[k] = v
     if flags.subnets or flags.security_groups:
         net = data.setdefault("network", {})
@@ -309,12 +354,8 @@ def build(data: dict[str, Any], source: str) -> Experiment:
     )
     names = [v.name for v in variants]
     if len(set(names)) != len(names):
-        from sme.errors import ConfigError
-
         raise ConfigError(source, "endpoint.variants", f"variant names must be unique, got {names}")
     if bool(net.get("subnets")) != bool(net.get("security_groups")):
-        from sme.errors import ConfigError
-
         missing = "security_groups" if net.get("subnets") else "subnets"
         raise ConfigError(source, f"network.{missing}", "is required when the other of subnets/security_groups is set",
                           hint="SageMaker needs both: pass --subnet and --security-group (or set both in the file)")

@@ -79,12 +79,14 @@ class StatusLine:
 
     def show(self, text: str, key: str) -> None:
         if self.env.interactive:
+            from rich.text import Text  # plain text: a status from AWS is never read as markup
+
             if self.live is None:
                 from rich.live import Live
 
-                self.live = Live(text, console=self.env.err, transient=False, refresh_per_second=4)
+                self.live = Live(Text(text), console=self.env.err, transient=False, refresh_per_second=4)
                 self.live.start()
-            self.live.update(text)
+            self.live.update(Text(text))
         elif key != self.last:
             self.env.info(text)
         self.last = key

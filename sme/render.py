@@ -1,4 +1,8 @@
-"""Pure formatting: plans, preflight checks, status and removals as rich tables. Printing happens elsewhere."""
+"""Pure formatting: plans, preflight checks, status and removals as rich tables. Printing happens elsewhere.
+
+Every cell is plain text (``rich.text.Text``), never markup: cells carry AWS's own messages and names from
+the user's files, and a ``[...]`` in them (``s3:///key`` in an AWS error, say) would be read as a style tag.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ def plan_table(plan: Plan, title: str = "plan") -> Any:
     for col in ("action", "resource", "name", "why"):
         table.add_column(col, overflow="fold")
     for step in plan.steps:
-        table.add_row(step.action, step.kind, step.name, step.why)
+        table.add_row(*_plain(step.action, step.kind, step.name, step.why))
     return table
 
 
@@ -24,20 +28,20 @@ def status_table(view: EndpointView | None, config: dict[str, Any] | None, outpu
 
     table = Table(show_header=False, box=None)
     if view is None:
-        table.add_row("endpoint", "not deployed")
+        table.add_row(*_plain("endpoint", "not deployed"))
         return table
-    table.add_row("endpoint", view.name)
-    table.add_row("status", view.status + (f"  ({view.failure_reason})" if view.failure_reason else ""))
-    table.add_row("config", view.config_name)
+    table.add_row(*_plain("endpoint", view.name))
+    table.add_row(*_plain("status", view.status + (f"  ({view.failure_reason})" if view.failure_reason else "")))
+    table.add_row(*_plain("config", view.config_name))
     for key, value in outputs.items():
-        table.add_row(key.replace("_", " "), str(value))
+        table.add_row(*_plain(key.replace("_", " "), value))
     types = {v["VariantName"]: v.get("InstanceType", "") for v in (config or {}).get("ProductionVariants", [])}
     variants = Table(title="variants", title_justify="left")
     for col in ("variant", "instance type", "current", "desired", "weight"):
         variants.add_column(col)
     for v in view.variants:
-        variants.add_row(v.name, types.get(v.name, ""), _n(v.current_instances), _n(v.desired_instances),
-                         _n(v.current_weight))
+        variants.add_row(*_plain(v.name, types.get(v.name, ""), _n(v.current_instances), _n(v.desired_instances),
+                                 _n(v.current_weight)))
     from rich.console import Group
 
     return Group(table, variants)
@@ -63,7 +67,7 @@ def checks_table(checks: Iterable[Any]) -> Any:
     for col in ("check", "result", "numbers", "fix"):
         out.add_column(col, overflow="fold")
     for c in checks:
-        out.add_row(c.name, c.outcome.upper() if c.outcome != "pass" else "pass", c.numbers, c.fix)
+        out.add_row(*_plain(c.name, c.outcome.upper() if c.outcome != "pass" else "pass", c.numbers, c.fix))
     return out
 
 
@@ -74,8 +78,14 @@ def removals_table(removals: Iterable[Any]) -> Any:
     for col in ("resource", "name", "result"):
         table.add_column(col, overflow="fold")
     for r in removals:
-        table.add_row(r.kind, r.name, r.outcome)
+        table.add_row(*_plain(r.kind, r.name, r.outcome))
     return table
+
+
+def _plain(*cells: Any) -> tuple[Any, ...]:
+    from rich.text import Text
+
+    return tuple(Text(str(c)) for c in cells)
 
 
 def _n(value: Any) -> str:

@@ -15,10 +15,10 @@ def parse_duration(value: object) -> float:
     if isinstance(value, (int, float)):
         if value < 0:
             raise ValueError("a duration cannot be negative")
-        return float(value)
+        return _finite(float(value), value)
     text = str(value).strip().lower().replace(" ", "")
     if re.fullmatch(r"\d+(\.\d+)?", text):
-        return float(text)
+        return _finite(float(text), value)
     pos, total = 0, 0.0
     for match in _DURATION.finditer(text):
         if match.start() != pos:
@@ -27,7 +27,14 @@ def parse_duration(value: object) -> float:
         pos = match.end()
     if pos != len(text) or not text:
         raise ValueError(f"{value!r} is not a duration; expected e.g. 30s, 10m, 1h30m")
-    return total
+    return _finite(total, value)
+
+
+def _finite(seconds: float, value: object) -> float:
+    """NaN, or 400 digits of seconds (infinity as a float), is no duration anything can wait for."""
+    if seconds != seconds or seconds == float("inf"):
+        raise ValueError(f"{str(value)[:40]!r} is not a finite duration; expected e.g. 30s, 10m, 1h30m")
+    return seconds
 
 
 def format_duration(seconds: float) -> str:

@@ -66,41 +66,66 @@ class WatchOptions:
 
 
 def run_watch(opts: WatchOptions, env: Env) -> int:
-    from sme.aws import AwsContext
     from sme.watch.metrics import parse_metric_specs
-    from sme.watch.retry import Retrier
-    from sme.watch.sample import Sampler
-    from sme.watch.schedule import Schedule
-    from sme.watch.sink import SampleWriter, export_csv
+    from sme.watch.sink import SampleWriter, check_writable
 
     opts.check()
     specs = parse_metric_specs(opts.metrics, opts.p99)
+    if opts.to_csv:
+        check_writable(opts.to_csv, "--to-csv")
     writer = SampleWriter(opts.out, env.stdout if opts.as_json else None)
-    resumed = writer.open(opts.resume)
+    resumed = writer.open(opts.resume)  # checks --out can be written: before any call to AWS
     try:
-        interval = _interval(opts, resumed)
-        aws = AwsContext.from_settings(profile=opts.profile, region=opts.region, max_attempts=1)
-        retrier = Retrier(clock=env.clock, sleep=env.sleep)
-        target = resolve_target(aws, opts, retrier, env)
-        start = resumed.start if resumed else env.wall()
-        schedule = Schedule(start, interval, 0 if opts.once else Schedule.last_slot_for(opts.duration, interval))
-        first = resumed.next_slot if resumed else 0
-        if resumed and schedule.last_slot is not None and first > schedule.last_slot:
-            env.info(f"{opts.out}: every slot of this watch is already recorded ({resumed.records} lines)")
-            return ExitStatus.OK
-        sampler = Sampler(aws.client, target, specs, interval, retrier, env.wall,
-                          events_since=start - interval, seen_events=set(resumed.event_ids) if resumed else set())
-        if not opts.as_json:
-            env.info(f"watching {target.endpoint} in {aws.region} every {interval:g}s"
-                     + (f" for {opts.duration:g}s" if opts.duration and not opts.once else "")
-                     + (f", resuming at slot {first}" if resumed else "")
-                     + (f" -> {opts.out}" if opts.out else ""))
-        return _sample_until_done(opts, env, schedule, first, sampler, writer)
-    finally:
-        writer.close()
-        if opts.to_csv and opts.out and opts.out.exists():
-            rows = export_csv(opts.out, opts.to_csv)
-            env.info(f"wrote {opts.to_csv} ({rows} rows)")
+        status = _watch(opts, env, writer, resumed, specs)
+    except BaseException:
+        _finish(opts, env, writer, failing=True)
+        raise
+    _finish(opts, env, writer, failing=False)
+    return status
+
+
+def _watch(opts: WatchOptions, env: Env, writer: Any, resumed: Any, specs: Any) -> int:
+    from sme.aws import AwsContext
+    from sme.watch.retry import Retrier
+    from sme.watch.sample import Sampler
+    from sme.watch.schedule import Schedule
+
+    interval = _interval(opts, resumed)
+    aws = AwsContext.from_settings(profile=opts.profile, region=opts.region, max_attempts=1)
+    retrier = Retrier(clock=env.clock, sleep=env.sleep)
+    target = resolve_target(aws, opts, retrier, env)
+    start = resumed.start if resumed else env.wall()
+    schedule = Schedule(start, interval, 0 if opts.once else Schedule.last_slot_for(opts.duration, interval))
+    first = resumed.next_slot if resumed else 0
+    if resumed and schedule.last_slot is not None and first > schedule.last_slot:
+        env.info(f"{opts.out}: every slot of this watch is already recorded ({resumed.records} lines)")
+        return ExitStatus.OK
+    sampler = Sampler(aws.client, target, specs, interval, retrier, env.wall,
+                      events_since=start - interval, seen_events=set(resumed.event_ids) if resumed else set())
+    if not opts.as_json:
+        env.info(f"watching {target.endpoint} in {aws.region} every {interval:g}s"
+                 + (f" for {opts.duration:g}s" if opts.duration and not opts.once else "")
+                 + (f", resuming at slot {first}" if resumed else "")
+                 + (f" -> {opts.out}" if opts.out else ""))
+    return _sample_until_done(opts, env, schedule, first, sampler, writer)
+
+
+def _finish(opts: WatchOptions, env: Env, writer: Any, failing: bool) -> None:
+    """Close the file and write the CSV of what it holds (also when the watch failed: a CSV that cannot be
+    written then is a note, not a second error over the first)."""
+    from sme.watch.sink import export_csv
+
+    writer.close()
+    if not (opts.to_csv and opts.out and opts.out.exists()):
+        return
+    try:
+        rows = export_csv(opts.out, opts.to_csv)
+    except SmeError as exc:
+        if not failing:
+            raise
+        env.info(f"note: {exc.render()}")
+        return
+    env.info(f"wrote {opts.to_csv} ({rows} rows)")
 
 
 def _sample_until_done(opts: WatchOptions, env: Env, schedule: Any, first: int, sampler: Any, writer: Any) -> int:

@@ -22,7 +22,7 @@ def experiment_name(name: str | None, config_path: str | None, region: str | Non
             raise ConfigError(config_path, "name", "is required", hint="set `name:` or pass --name")
     if not name:
         raise UserError("no experiment name given", hint="pass --name NAME or -c sme.yaml")
-    if not re.match(EXPERIMENT_NAME, str(name)):
+    if not re.fullmatch(EXPERIMENT_NAME, str(name)):
         raise UserError(f"{name!r} is not a valid experiment name",
                         hint=EXPERIMENT_NAME_HINT)
     return str(name), region, profile

@@ -11,13 +11,13 @@ SHORT = re.compile(r"^([a-z][a-z0-9-]*):([\w.-]+)$")
 
 
 def resolve_image(image: str, region: str, instance_type: str | None, source: str) -> str:
-    if ECR_URI.match(image):
+    if ECR_URI.fullmatch(image):
         return image
     if "/" in image or "." in image.split(":")[0]:
         raise ConfigError(source, "model.image", f"{image!r} is not an ECR image URI",
                           hint="use <account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>, or framework:version "
                           "such as xgboost:1.7-1")
-    match = SHORT.match(image)
+    match = SHORT.fullmatch(image)
     if not match:
         raise ConfigError(source, "model.image", f"{image!r} is neither an ECR URI nor framework:version",
                           hint="e.g. xgboost:1.7-1, sklearn:1.2-1, pytorch:2.1")

@@ -2,6 +2,15 @@
 
 Every error names the file and the field, and is raised before any load is sent. Resolving the target
 (deploy state, credentials) is separate: see :mod:`sme.loadtest.targets`.
+
+Limits that keep one machine honest (checked here, before anything starts):
+- at most ``MAX_USERS_PER_PROCESS`` users (or open-model requests in flight) per load process: Locust
+  starts a greenlet per user, and past a few thousand one process spends its core on scheduling them,
+  so the latencies it reports are its own; add ``processes:`` (or machines with --master/--worker);
+- at most ``MAX_STAGES`` stages once step ladders are expanded;
+- request bodies of at most 6 MB for ``endpoint:`` and ``gateway:`` targets (SageMaker's real-time
+  InvokeEndpoint limit; the front door's Lambda proxy takes 6 MB too) and ``MAX_URL_BODY`` for ``url:``
+  targets; every load process holds every body in memory.
 """
 
 from __future__ import annotations
@@ -15,6 +24,12 @@ from sme.schema import load_yaml, validate
 
 DURATION = {"type": ["string", "number"], "x-hint": "a duration such as 30s, 10m or 1h30m"}
 POSITIVE = {"type": "number", "exclusiveMinimum": 0}
+MAX_USERS_PER_PROCESS = 5000
+MAX_STAGES = 1000
+MAX_BODY = {"endpoint": 6291456, "gateway": 6291456, "url": 32 << 20}  # bytes; InvokeEndpoint's Body max
+# a header's name is an HTTP token; its value has no control characters (CR/LF would end the header)
+HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+HEADER_VALUE = r"^[^\x00-\x08\x0a-\x1f\x7f]*$"
 NAME = {"type": "string", "pattern": r"^[a-zA-Z0-9](-?[a-zA-Z0-9]){0,44}$",
         "x-hint": "the experiment name used with `sme deploy`"}
 STEPS = {
@@ -47,10 +62,16 @@ SCHEMA: dict[str, Any] = {
             "x-hint": "one of `endpoint: NAME`, `gateway: NAME` or `url: http://...`",
             "properties": {
                 "endpoint": NAME, "gateway": NAME,
-                "url": {"type": "string", "pattern": r"^https?://", "x-hint": "an http:// or https:// URL"},
+                "url": {"type": "string", "pattern": r"^https?://[^\s/?#]+[^\s]*$",
+                        "x-hint": "an http:// or https:// URL, without spaces"},
                 "region": {"type": "string", "pattern": r"^[a-z]{2}(-[a-z]+)+-\d$"},
                 "method": {"enum": ["POST", "PUT", "GET"]},
-                "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+                "headers": {"type": "object",
+                            "propertyNames": {"pattern": HEADER_NAME,
+                                              "x-hint": "a header name: letters, digits and - (e.g. X-Trace-Id)"},
+                            "additionalProperties": {"type": "string", "pattern": HEADER_VALUE,
+                                                     "x-hint": "a header value on one line: no CR, LF or "
+                                                               "other control characters"}},
                 "timeout": DURATION,
                 "insecure": {"type": "boolean"},
             },
@@ -61,7 +82,8 @@ SCHEMA: dict[str, Any] = {
                 "file": {"type": "string", "minLength": 1},
                 "body": {"type": "string"},
                 "json": {},
-                "content_type": {"type": "string", "minLength": 1},
+                "content_type": {"type": "string", "minLength": 1, "pattern": HEADER_VALUE,
+                                 "x-hint": "a media type on one line, e.g. text/csv"},
                 "split": {"enum": ["none", "lines", "csv", "jsonl"],
                           "x-hint": "none (the whole file is one body), lines, csv (rows) or jsonl"},
                 "header": {"type": "boolean"},
@@ -143,18 +165,24 @@ class LoadTest:
         return sum(s.duration for s in self.stages)
 
 
-def load(path: str | Path) -> LoadTest:
+def load(path: str | Path, machines: int | None = 1) -> LoadTest:
+    """The checked load test. ``machines`` run its load processes (a master's workers); None skips the
+    per-process user limit (a worker: its master decides how many users it gets)."""
     source = str(path)
     data = load_yaml(path)
     validate(data, SCHEMA, source)
     base = Path(path).parent
     stages = tuple(_stages(data["stages"], source))
+    if len(stages) > MAX_STAGES:
+        raise ConfigError(source, "stages", f"{len(stages)} stages (with ladders expanded) are more than the "
+                          f"{MAX_STAGES} sme runs", hint="use fewer, longer stages or larger ladder steps")
     _check_models(stages, source)
     grace = _duration(data.get("open_model", {}).get("grace", 1), source, "open_model.grace")
-    return LoadTest(
+    target = _target(data["target"], source)
+    lt = LoadTest(
         source=source,
-        target=_target(data["target"], source),
-        payload=_payload(data["payload"], base, source),
+        target=target,
+        payload=_payload(data["payload"], base, source, MAX_BODY[target.kind]),
         stages=stages,
         slo=dict(data.get("slo", {})),
         processes=int(data.get("processes", 1)),
@@ -162,6 +190,33 @@ def load(path: str | Path) -> LoadTest:
         grace=grace,
         stop_timeout=_duration(data.get("stop_timeout", 30), source, "stop_timeout"),
     )
+    if machines is not None:
+        _check_users(lt, data["stages"], machines)
+    return lt
+
+
+def _check_users(lt: LoadTest, raw: list[dict[str, Any]], machines: int) -> None:
+    """Users (closed model) or requests in flight (open model) within what the load processes can start."""
+    limit = MAX_USERS_PER_PROCESS * lt.processes * machines
+    hint = (f"one load process starts at most {MAX_USERS_PER_PROCESS:,}: raise `processes:` (up to the "
+            "machine's cores) or run workers on more machines (--master/--worker)")
+    if lt.max_in_flight is not None and lt.max_in_flight > limit:
+        raise ConfigError(lt.source, "open_model.max_in_flight",
+                          f"{lt.max_in_flight:,} requests in flight is more than {limit:,}", hint=hint)
+    for i, (stage, written) in enumerate(_written(lt.stages, raw)):
+        if (stage.users or 0) > limit:
+            where = f"stages[{i}]" + (".steps" if "steps" in written else ".users")
+            raise ConfigError(lt.source, where, f"{stage.users:,} users is more than {limit:,}", hint=hint)
+
+
+def _written(stages: tuple[Stage, ...], raw: list[dict[str, Any]]) -> list[tuple[Stage, dict[str, Any]]]:
+    """Each written stage with the expanded stage of its peak load (a ladder's last step)."""
+    out, k = [], 0
+    for written in raw:
+        n = int(_ladder_count(written["steps"])) if "steps" in written else 1
+        out.append((max(stages[k:k + n], key=lambda s: s.users or 0), written))
+        k += n
+    return out
 
 
 def _duration(value: Any, source: str, where: str) -> float:
@@ -187,7 +242,7 @@ def _target(t: dict[str, Any], source: str) -> Target:
                   timeout, bool(t.get("insecure", False)))
 
 
-def _payload(p: dict[str, Any], base: Path, source: str) -> Payload:
+def _payload(p: dict[str, Any], base: Path, source: str, max_body: int) -> Payload:
     from sme.loadtest.payloads import read_bodies
 
     given = [k for k in ("file", "body", "json") if k in p]
@@ -196,7 +251,7 @@ def _payload(p: dict[str, Any], base: Path, source: str) -> Payload:
                           hint="e.g. payload: {file: rows.csv, content_type: text/csv, split: lines}")
     default_type = "application/json" if "json" in given else "text/csv"
     content_type = p.get("content_type", default_type)
-    bodies = read_bodies(p, base, source)
+    bodies = read_bodies(p, base, source, max_body)
     return Payload(content_type, tuple(bodies), p.get("order", "round_robin"), str(p.get("file", given[0])))
 
 
@@ -252,14 +307,14 @@ def _ladder(st: dict[str, Any], source: str, where: str) -> list[Stage]:
     every = _duration(st["every"], source, f"{where}.steps.every")
     if every <= 0:
         raise ConfigError(source, f"{where}.steps.every", "must be longer than 0s")
-    if "count" in st:
-        count = int(st["count"])
-    elif "max" in st:
-        count = int((float(st["max"]) - float(st["start"])) // float(st["step"])) + 1
-        if count < 1:
-            raise ConfigError(source, f"{where}.steps.max", "is below `start`")
-    else:
-        count = 20
+    count = _ladder_count(st)
+    if count < 1:
+        raise ConfigError(source, f"{where}.steps.max", "is below `start`")
+    if count > MAX_STAGES:
+        given = "count" if "count" in st else "max"
+        raise ConfigError(source, f"{where}.steps.{given}", f"makes a ladder of {count:,.0f} steps, more than "
+                          f"the {MAX_STAGES} sme runs", hint="take larger steps or fewer of them")
+    count = int(count)
     until = bool(st.get("until_slo_breach", False))
     steps = []
     for k in range(count):
@@ -275,6 +330,15 @@ def _ladder(st: dict[str, Any], source: str, where: str) -> list[Stage]:
                                   f"adding {step_users} users at {spawn:g}/s takes longer than a step ({every:g}s)")
             steps.append(Stage(every, users=users, spawn_rate=spawn, kind="step", until_slo_breach=until))
     return steps
+
+
+def _ladder_count(st: dict[str, Any]) -> float:
+    """How many steps a ladder has (a float: start, step and max can make it astronomically many)."""
+    if "count" in st:
+        return float(st["count"])
+    if "max" in st:
+        return (float(st["max"]) - float(st["start"])) // float(st["step"]) + 1
+    return 20.0
 
 
 def _check_models(stages: tuple[Stage, ...], source: str) -> None:

@@ -1,7 +1,7 @@
 """Request bodies: one body, a whole file, or a file split into lines, CSV rows or JSON lines.
 
-Read once by the parent (so a missing or empty file is a config error before any load) and again by
-each load process from the same settings. Bodies are chosen round-robin or at random.
+Read once by the parent (so a missing, empty or oversized file is a config error before any load) and
+again by each load process from the same settings. Bodies are chosen round-robin or at random.
 """
 
 from __future__ import annotations
@@ -17,24 +17,53 @@ from typing import Any, Callable, Sequence
 
 from sme.errors import ConfigError
 
+MAX_FILE = 256 << 20  # every load process holds every body in memory
 
-def read_bodies(p: dict[str, Any], base: Path, source: str) -> list[bytes]:
+
+def read_bodies(p: dict[str, Any], base: Path, source: str, max_body: int | None = None) -> list[bytes]:
+    """The request bodies; with ``max_body``, refuse a body larger than the target takes."""
     if "body" in p:
-        return [str(p["body"]).encode()]
-    if "json" in p:
-        return [json.dumps(p["json"], separators=(",", ":")).encode()]
+        bodies, where = [str(p["body"]).encode()], "payload.body"
+    elif "json" in p:
+        bodies, where = [json.dumps(p["json"], separators=(",", ":")).encode()], "payload.json"
+    else:
+        bodies, where = _file_bodies(p, base, source, max_body), "payload.file"
+    largest = max(bodies, key=len)
+    if max_body is not None and len(largest) > max_body:
+        raise ConfigError(source, where, f"a body of {_mb(len(largest))} is larger than the target takes "
+                          f"({_mb(max_body)})", hint=_SMALLER)
+    return bodies
+
+
+def _file_bodies(p: dict[str, Any], base: Path, source: str, max_body: int | None) -> list[bytes]:
+    from sme.schema import os_reason
+
     path = Path(p["file"])
     path = path if path.is_absolute() else base / path
+    split = p.get("split", "none")
     try:
+        size = path.stat().st_size
+        limit = max_body if split == "none" and max_body is not None else MAX_FILE
+        if size > limit:  # before reading it: a 200 MB body must not be read, let alone sent
+            raise ConfigError(source, "payload.file", f"{path} is {_mb(size)}; "
+                              f"{'a body' if split == 'none' else 'a payload file'} may be at most {_mb(limit)}",
+                              hint=_SMALLER)
         data = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(source, "payload.file", f"cannot read {path} ({exc.strerror or exc})",
+        raise ConfigError(source, "payload.file", f"cannot read {path} ({os_reason(exc)})",
                           hint="give a path relative to the load-test file, or an absolute one") from None
-    split = p.get("split", "none")
     bodies = _split(data, split, bool(p.get("header", False)), source)
     if not bodies:
         raise ConfigError(source, "payload.file", f"{path} has no {'rows' if split != 'none' else 'content'}")
     return bodies
+
+
+_SMALLER = ("SageMaker real-time endpoints take at most 6 MB per request (use async inference for more); "
+            "split the file into smaller bodies (split: lines, csv or jsonl)")
+
+
+def _mb(n: int) -> str:
+    return f"{n / (1 << 20):.1f} MB"
 
 
 def _split(data: bytes, split: str, header: bool, source: str) -> list[bytes]:

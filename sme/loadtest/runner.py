@@ -6,7 +6,11 @@
 gevent and locust never enter this process. The first Ctrl-C or SIGTERM here asks the load process to stop
 (a ``stop`` file it checks once a second; before the run has started, a SIGINT): it ends the run as if on
 time, writes its HTML report and our final tally, and the summary is marked partial. A second one kills the
-load process's whole group.
+load process's whole group (exit 130, no results).
+
+The plan file holds the target's credentials (a front door's API key): it is written 0600 into a 0700
+temp dir, and the load process deletes it as soon as it has read it (sme.loadtest.child), so a SIGKILLed
+run leaves no secret behind; an orphaned load process removes the whole dir when it ends.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sme.errors import ExitStatus, SmeError, UserError
+from sme.errors import ExitStatus, Interrupted, SmeError, UserError
 from sme.loadtest import config as cfg
 from sme.loadtest.results import render_slo, summarize, write
 from sme.loadtest.targets import resolve
@@ -42,24 +46,28 @@ class Mode:
 
 
 def run_loadtest(config_path: str, out: str | None, mode: Mode, env: Any) -> int:
-    lt = cfg.load(config_path)
+    lt = cfg.load(config_path, machines=None if mode.role == "worker" else
+                  mode.expect_workers if mode.role == "master" else 1)
     target = resolve(lt.target, lt.source)
     if any(s.until_slo_breach for s in lt.stages) and not lt.slo:
         raise cfg.ConfigError(lt.source, "slo", "a ladder with until_slo_breach needs an `slo:` to check",
                               hint="add e.g. slo: {p99_ms: 250}")
     if mode.role != "worker" and not out:
         raise UserError("no output directory given", hint="pass --out DIR (e.g. --out runs/churn-1)")
-    work = Path(tempfile.mkdtemp(prefix="sme-loadtest-"))
+    work = Path(tempfile.mkdtemp(prefix="sme-loadtest-"))  # 0700
     try:
         out_dir = Path(out) if out else work
         _prepare_out(out_dir, config_path, mode)
         plan = _plan(lt, target, config_path, work, None if mode.role == "worker" else out_dir)
-        (work / "plan.json").write_text(json.dumps(plan))
+        _write_private(work / "plan.json", json.dumps(plan))
         child = _Child(_locust_args(lt, mode, out_dir), work, out_dir, env, log_to_stderr=mode.role == "worker")
         interrupted = child.run(lambda line: _display(env, line), lt.duration)
         if mode.role == "worker":
             return int(ExitStatus.INTERRUPTED) if interrupted else int(ExitStatus.OK)
         final_path = work / "final.json"
+        if not final_path.exists() and interrupted:
+            raise Interrupted("stopped: the load process was killed before it wrote results",
+                              hint=f"its log is {out_dir / 'locust.log'}")
         if not final_path.exists():
             kept = (f"; what it measured until then is in {out_dir}/ (timeseries.csv, summary.json marked "
                     "in_progress)") if (out_dir / "timeseries.csv").exists() else ""
@@ -76,6 +84,12 @@ def run_loadtest(config_path: str, out: str | None, mode: Mode, env: Any) -> int
         return int(ExitStatus.OK if summary["slo"]["passed"] else ExitStatus.SLO_FAILED)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
 
 
 def _prepare_out(out_dir: Path, config_path: str, mode: Mode) -> None:

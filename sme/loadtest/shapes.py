@@ -122,9 +122,12 @@ class ArrivalClock:
 
 
 def _solve(a: float, b: float, need: float) -> float | None:
-    """Smallest tau >= 0 with a*tau + b*tau^2/2 == need (the integral of a rate a + b*tau)."""
+    """Smallest tau >= 0 with a*tau + b*tau^2/2 == need (the integral of a rate a + b*tau).
+
+    Arrival k is due when the integral reaches k, so arrival 0 is due at once, but only where the rate is
+    (or is rising from) above zero: a segment at rate 0 sends nothing, not one request."""
     if need <= 0:
-        return 0.0
+        return 0.0 if a > 0 or b > 0 else None
     if abs(b) < 1e-12:
         return need / a if a > 0 else None
     disc = a * a + 2 * b * need

@@ -66,7 +66,7 @@ def parse_instance_types(values: Iterable[str]) -> tuple[str | None, dict[str, s
     default, per_variant = None, {}
     for value in values:
         variant, sep, itype = value.rpartition("=")
-        if not INSTANCE_TYPE.match(itype):
+        if not INSTANCE_TYPE.fullmatch(itype):
             raise UserError(f"--instance-type {value!r}: {itype!r} is not a SageMaker instance type",
                             hint="give e.g. ml.m5.large, or VARIANT=ml.m5.large for one variant")
         if sep:

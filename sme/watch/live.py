@@ -98,7 +98,7 @@ def table(record: dict[str, Any] | None, history: History, countdown: str, alert
     grid.add_column("last", justify="right")
     grid.add_column("trend")
     for name, values in history.series.items():
-        grid.add_row(name, fmt(values[-1]), sparkline(list(values)))
+        grid.add_row(Text(name), fmt(values[-1]), sparkline(list(values)))
     parts: list[Any] = [grid]
     if record and record.get("headroom"):
         room = record["headroom"]

@@ -76,7 +76,7 @@ def parse_metric_specs(values: Iterable[str], p99: bool = False) -> tuple[Metric
             raise UserError(f"--metric {item!r}: unknown metric {name!r}",
                             hint=f"use one of {', '.join(METRICS)} (optionally :Sum, :Average, :Maximum, :p99)")
         stat = stat or METRICS[name][1]
-        if not _STAT.match(stat):
+        if not _STAT.fullmatch(stat):
             raise UserError(f"--metric {item!r}: unknown statistic {stat!r}",
                             hint="use Sum, Average, Maximum, Minimum, SampleCount or a percentile such as p99")
         specs.append(MetricSpec(name, METRICS[name][0], stat))

@@ -3,6 +3,10 @@
 A killed watcher leaves every completed line on disk (each line is one write, flushed and fsynced);
 at worst a torn last line, which ``--resume`` cuts off before it continues the same schedule from the
 next slot, so a slot is never written twice. ``to_csv`` flattens the file: one column per series.
+
+``check_writable`` runs before any call to AWS: an ``--out`` under a file, on a read-only disk or in a
+directory sme may not write fails at once. A write that fails later (a full disk) ends the watch with the
+file cut back to its last complete line and a message saying how many samples it holds.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from sme.errors import UserError
+from sme.errors import SmeError, UserError
 
 
 @dataclass
@@ -68,12 +72,14 @@ class SampleWriter:
     def __init__(self, path: Path | None, stdout: TextIO | None = None):
         self.path = path
         self.stdout = stdout
-        self._fh: Any = None
+        self._fd: Any = None
+        self.written = 0  # lines this run appended
 
     def open(self, resume: bool) -> Resumed | None:
         """Open for appending; with ``resume``, cut a torn tail and return where the schedule stands."""
         if self.path is None:
             return None
+        check_writable(self.path, "--out")
         found: Resumed | None = None
         if self.path.exists() and self.path.stat().st_size > 0:
             if not resume:
@@ -88,20 +94,73 @@ class SampleWriter:
     def write(self, record: dict[str, Any]) -> None:
         line = json.dumps(record, separators=(",", ":"), sort_keys=False) + "\n"
         if self.path is not None:
-            if self._fh is None:  # opened at the first sample, so bad input leaves no empty file behind
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._fh = open(self.path, "a", encoding="utf-8")
-            self._fh.write(line)
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
+            self._append(self.path, line)
         if self.stdout is not None:
             self.stdout.write(line)
             self.stdout.flush()
 
+    def _append(self, path: Path, line: str) -> None:
+        """One line with one write (plain file descriptor: nothing buffered to fail again at close)."""
+        good = None
+        try:
+            if self._fd is None:  # opened at the first sample, so bad input leaves no empty file behind
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            good = os.lseek(self._fd, 0, os.SEEK_END)
+            data = line.encode()
+            while data:
+                data = data[os.write(self._fd, data):]
+            os.fsync(self._fd)
+        except OSError as exc:
+            self._cut_back(good)
+            from sme.schema import os_reason
+
+            raise SmeError(f"cannot write to {path} ({os_reason(exc)}); the watch stopped. It holds every sample "
+                           f"up to its last line ({self.written} from this run)",
+                           hint="free space or fix the disk, then run the same command with --resume") from None
+        self.written += 1
+
+    def _cut_back(self, good: int | None) -> None:
+        """Drop a partly written line (a full disk takes half a line), so the file stays resumable."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            if good is not None:
+                os.ftruncate(fd, good)
+        except OSError:
+            pass  # --resume cuts a torn last line too
+        os.close(fd)
+
     def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def check_writable(path: Path, flag: str) -> None:
+    """Can ``path`` be appended to, or created (with its missing parents)? Leaves nothing behind."""
+    import tempfile
+
+    from sme.schema import os_reason
+
+    try:
+        if path.exists():
+            if not path.is_file():
+                raise UserError(f"{flag} {path} is not a regular file", hint=f"give {flag} a file path")
+            with open(path, "ab"):
+                return
+        parent = path.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            raise UserError(f"{flag} {path}: {parent} is a file, not a directory", hint=f"choose another {flag}")
+        fd, probe = tempfile.mkstemp(prefix=".sme-probe-", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UserError(f"{flag} {path} cannot be written ({os_reason(exc)})",
+                        hint=f"choose another {flag} path, on a writable disk") from None
 
 
 # -- CSV -------------------------------------------------------------------------------------------
@@ -151,5 +210,11 @@ def export_csv(jsonl: Path, out: Path) -> int:
     if not jsonl.exists():
         raise UserError(f"{jsonl}: no such file", hint="give the watch file with --out")
     records, _ = read_records(jsonl)
-    write_atomic(out, to_csv(records), mode=0o644)
+    try:
+        write_atomic(out, to_csv(records), mode=0o644)
+    except OSError as exc:
+        from sme.schema import os_reason
+
+        raise SmeError(f"cannot write {out} ({os_reason(exc)})",
+                       hint="choose another --to-csv path, on a writable disk; the watch file is intact") from None
     return len(records)

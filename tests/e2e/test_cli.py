@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from tests.conftest import ACCOUNT
+from tests.e2e.test_deploy import model_tar  # noqa: F401  (fixture)
 
 HEAVY = ("boto3", "botocore", "locust", "gevent", "moto", "xgboost", "sagemaker", "rich", "yaml", "jsonschema")
 
@@ -22,9 +23,8 @@ def test_help_imports_nothing_heavy():
 
 
 @pytest.fixture
-def base_args(vpc, tmp_path):
-    model = tmp_path / "model.tar.gz"
-    model.write_bytes(b"x")
+def base_args(vpc, model_tar):
+    model = model_tar
     return ["deploy", "--name", "churn", "--image", "xgboost:1.7-1", "--model-data", str(model),
             "--instance-type", "ml.m5.large", "--role", f"arn:aws:iam::{ACCOUNT}:role/R",
             "--subnet", vpc["subnets"][0], "--security-group", vpc["security_group"], "--dry-run"]
@@ -62,7 +62,7 @@ def write(tmp_path, text):
 GOOD = """
 name: churn
 region: us-east-1
-model: {image: xgboost:1.7-1, model_data: s3://b/model.tar.gz, role: create}
+model: {image: xgboost:1.7-1, model_data: s3://bucket/model.tar.gz, role: create}
 endpoint:
   variants: [{instance_type: ml.m5.large, count: 1}]
 """
@@ -76,7 +76,7 @@ endpoint:
     (GOOD.replace("role: create", "role: admin"), ["model.role", "create"]),
     ("name: [unclosed\n", ["sme.yaml: not valid YAML at line"]),
     ("- just\n- a list\n", ["sme.yaml", "expected a mapping"]),
-    (GOOD.replace("s3://b/model.tar.gz", "s3://"), ["model.model_data"]),
+    (GOOD.replace("s3://bucket/model.tar.gz", "s3://"), ["model.model_data"]),
 ])
 def test_bad_experiment_file_gives_one_clear_line(sme, tmp_path, text, words):
     one_clear_line(sme("deploy", "-c", write(tmp_path, text), "--dry-run"), *words)
@@ -105,8 +105,9 @@ def test_verbose_shows_traceback(sme, aws_env):
     assert "Traceback" in result.stderr
 
 
-def test_readme_experiment_file_is_valid(tmp_path):
-    """The experiment file documented in README.md passes the schema as written."""
+def test_readme_experiment_file_is_valid(tmp_path, model_tar, monkeypatch):
+    """The experiment file documented in README.md passes the schema as written (its model_data is
+    ./model.tar.gz: a real archive in the current directory)."""
     import re
     from pathlib import Path
 
@@ -117,5 +118,6 @@ def test_readme_experiment_file_is_valid(tmp_path):
     experiment = next(b for b in blocks if b.startswith("name:"))
     path = tmp_path / "sme.yaml"
     path.write_text(experiment)
+    monkeypatch.chdir(model_tar.parent)
     exp = load_experiment(str(path), Overrides())
     assert exp.name == "churn" and exp.variants[0].count == 2 and len(exp.network.subnets) == 3
