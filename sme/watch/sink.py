@@ -73,6 +73,7 @@ class SampleWriter:
         self.path = path
         self.stdout = stdout
         self._fd: Any = None
+        self._lock: int | None = None
         self.written = 0  # lines this run appended
 
     def open(self, resume: bool) -> Resumed | None:
@@ -80,6 +81,7 @@ class SampleWriter:
         if self.path is None:
             return None
         check_writable(self.path, "--out")
+        self._lock = lock_watch_file(self.path)
         found: Resumed | None = None
         if self.path.exists() and self.path.stat().st_size > 0:
             if not resume:
@@ -136,6 +138,27 @@ class SampleWriter:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        if self._lock is not None:
+            os.close(self._lock)  # closing releases the flock
+            self._lock = None
+
+
+def lock_watch_file(path: Path) -> int:
+    """One watcher per file: two `sme watch --resume` on one file would write every slot twice. The lock is
+    ``.<name>.lock`` beside it (an flock: the kernel releases it when the watcher dies, so a killed watch
+    never blocks the next)."""
+    import fcntl
+
+    lock = path.with_name(f".{path.name}.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise UserError(f"{path} is being written by another sme watch",
+                        hint="stop that watch first (its samples are kept), or write to another --out") from None
+    return fd
 
 
 def check_writable(path: Path, flag: str) -> None:

@@ -272,3 +272,19 @@ def test_experiment_file_names_the_endpoint(boto, vpc, sme, tmp_path):
     assert result.returncode == 0, result.stderr
     sample = json.loads(result.stdout)
     assert sample["endpoint"] == "churn" and list(sample["metrics"]["AllTraffic"]) == ["Invocations"]
+
+
+def test_two_watches_on_one_file_one_writes_the_other_refuses(boto, vpc, aws_env, tmp_path, sme):
+    make_endpoint(boto, vpc)
+    out = tmp_path / "watch.jsonl"
+    args = ("--endpoint", "churn", "--interval", "1s", "--duration", "4s", "--out", str(out),
+            "--metric", "Invocations")
+    first = start_watch(aws_env, tmp_path, *args)
+    wait_for_lines(out, 1)
+    second = sme("watch", *args, "--resume")
+    assert second.returncode == 2 and "is being written by another sme watch" in second.stderr, second.stderr
+    first.communicate(timeout=30)
+    slots = [s["slot"] for s in lines(out)]
+    assert slots == sorted(set(slots)) == list(range(5)), slots
+    again = sme("watch", *args, "--resume")  # the first has ended: its lock went with it
+    assert again.returncode == 0 and "already recorded" in again.stderr, again.stderr
