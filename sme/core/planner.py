@@ -190,15 +190,13 @@ def gateway_steps(spec: GatewaySpec | None, observed: Observed) -> list[Step]:
                 for part in GATEWAY_REMOVAL_ORDER if part in have]
     view = observed.gateway
     steps: list[Step] = []
-    for part, step in (("gateway-role", s.CreateGatewayRole), ("log-group", s.CreateGatewayLogGroup),
-                       ("lambda", s.CreateGatewayFunction), ("gateway-api", s.CreateGatewayApi)):
-        if part not in have or view.gap(part):
-            steps.append(step(name=_gateway_name(spec, part), gateway=spec, action="create" if part not in have
-                              else "update", why=f"finish: {view.gap(part)}" if part in have
-                              else f"front door: {GATEWAY_WHY[part](spec)}"))
+    for part, kind, name, purpose in _proxy_and_api(spec):
+        if part not in have:
+            steps.append(kind(name=name, why=f"front door: {purpose}", gateway=spec))
+        elif view.gap(part):
+            steps.append(kind(name=name, action="update", why=f"finish: {view.gap(part)}", gateway=spec))
         elif part == "lambda" and spec.code_sha256 and view.function_sha and spec.code_sha256 != view.function_sha:
-            steps.append(s.UpdateGatewayFunction(name=spec.function_name, why="the proxy's handler source changed",
-                                                 gateway=spec))
+            steps.append(s.UpdateGatewayFunction(name=name, why="the proxy's handler source changed", gateway=spec))
     limits = f"{spec.rate:g} req/s (burst {spec.burst}), {spec.quota_limit} per {spec.quota_period.lower()}"
     if "usage-plan" not in have or "gateway-key" not in have:
         steps.append(s.CreateGatewayKey(name=spec.api_name, why=f"API key; {limits}", gateway=spec))
@@ -210,17 +208,13 @@ def gateway_steps(spec: GatewaySpec | None, observed: Observed) -> list[Step]:
     return steps
 
 
-GATEWAY_WHY = {
-    "gateway-role": lambda spec: "may invoke only this endpoint",
-    "log-group": lambda spec: "proxy logs",
-    "lambda": lambda spec: "proxy to the endpoint",
-    "gateway-api": lambda spec: f"REST API, POST /{spec.path}, API key required, stage {spec.stage}",
-}
-
-
-def _gateway_name(spec: GatewaySpec, part: str) -> str:
-    return {"gateway-role": spec.role_name, "log-group": spec.log_group, "lambda": spec.function_name,
-            "gateway-api": spec.api_name}[part]
+def _proxy_and_api(spec: GatewaySpec) -> list[tuple[str, type, str, str]]:
+    """The front door's pieces before its key, in creation order: (part, step kind, name, purpose)."""
+    return [("gateway-role", s.CreateGatewayRole, spec.role_name, "may invoke only this endpoint"),
+            ("log-group", s.CreateGatewayLogGroup, spec.log_group, "proxy logs"),
+            ("lambda", s.CreateGatewayFunction, spec.function_name, "proxy to the endpoint"),
+            ("gateway-api", s.CreateGatewayApi, spec.api_name,
+             f"REST API, POST /{spec.path}, API key required, stage {spec.stage}")]
 
 
 def plan_summary(plan: Plan) -> str:

@@ -136,3 +136,28 @@ def test_rollback_target_is_the_previous_recorded_config():
         choose_target(history, "c", "zzz")
     with pytest.raises(UserError, match="no config before"):
         choose_target([{"name": "a"}], "a", None)
+
+
+def test_a_front_door_left_half_made_is_finished_and_a_whole_one_plans_nothing():
+    d = desired(gateway={})
+    have = (("gateway-role", "sme-churn-proxy"), ("log-group", "/aws/lambda/sme-churn-proxy"),
+            ("lambda", "sme-churn-proxy"), ("gateway-api", "a1"), ("usage-plan", "u1"), ("gateway-key", "k1"))
+    limits = d.gateway.usage_limits
+    whole = GatewayView(have, d.gateway.code_sha256, limits)
+    assert plan(d, live(d), gateway=whole).empty
+    half = GatewayView(have, d.gateway.code_sha256, limits,
+                       (("gateway-api", "stage prod is not deployed"), ("usage-plan", "the API key is not recorded")))
+    p = plan(d, live(d), gateway=half)
+    assert [(s.op, s.action, s.why) for s in p.steps] == [
+        ("create_gateway_api", "update", "finish: stage prod is not deployed"),
+        ("create_gateway_key", "update", "finish: the API key is not recorded")]
+
+
+def test_a_bucket_sme_made_but_did_not_finish_is_finished(tmp_path):
+    model = tmp_path / "model.tar.gz"
+    model.write_bytes(b"abc")
+    d = desired(data=str(model))
+    done = replace(live(d), bucket_exists=True, artifact_exists=True)
+    assert plan(d, done).empty
+    p = plan(d, replace(done, bucket_gap="public access is not blocked"))
+    assert [(s.op, s.action) for s in p.steps] == [("create_bucket", "update")]
