@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sme.core.names import EXPERIMENT_NAME, EXPERIMENT_NAME_HINT
+from sme.endpoint_kinds import (ASYNC_SCHEMA, SERVERLESS_SCHEMA, AsyncInference, Serverless, async_of,
+                                check_kinds, serverless_of)
 from sme.errors import ConfigError
 from sme.schema import field_path, load_yaml, validate
 
@@ -186,7 +188,6 @@ EXPERIMENT_SCHEMA: dict[str, Any] = {
                     "items": {
                         "type": "object",
                         "additionalProperties": False,
-                        "required": ["instance_type"],
                         "properties": {
                             "name": {"type": "string", "pattern": r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"},
                             "instance_type": {"type": "string", "pattern": r"^ml\.[a-z0-9]+\.[a-z0-9]+$",
@@ -194,10 +195,12 @@ EXPERIMENT_SCHEMA: dict[str, Any] = {
                                               "description": "set instance_type or pass --instance-type"},
                             "count": {"type": "integer", "minimum": 1, "maximum": 100},
                             "weight": {"type": "number", "minimum": 0},
+                            "serverless": SERVERLESS_SCHEMA,
                         },
                     },
                 },
                 "update": UPDATE_SCHEMA,
+                "async": ASYNC_SCHEMA,
             },
         },
         "autoscaling": AUTOSCALING_SCHEMA,
@@ -226,9 +229,10 @@ class NetworkConfig:
 @dataclass(frozen=True)
 class VariantConfig:
     name: str
-    instance_type: str
+    instance_type: str | None  # None: a serverless variant
     count: int = 1
     weight: float = 1.0
+    serverless: Serverless | None = None
 
 
 @dataclass(frozen=True)
@@ -246,6 +250,7 @@ class Experiment:
     autoscaling: dict[str, Any] | None = field(default=None, compare=False, hash=False)
     update: dict[str, Any] | None = field(default=None, compare=False, hash=False)  # endpoint.update
     gateway: dict[str, Any] | None = field(default=None, compare=False, hash=False)
+    async_inference: AsyncInference | None = None  # endpoint.async
 
 
 @dataclass
@@ -346,12 +351,14 @@ def build(data: dict[str, Any], source: str) -> Experiment:
     variants = tuple(
         VariantConfig(
             name=v.get("name") or ("AllTraffic" if i == 0 else f"Variant{i + 1}"),
-            instance_type=v["instance_type"],
+            instance_type=v.get("instance_type"),
             count=int(v.get("count", 1)),
             weight=float(v.get("weight", 1.0)),
+            serverless=serverless_of(v.get("serverless")),
         )
         for i, v in enumerate(data["endpoint"]["variants"])
     )
+    check_kinds(data, source)
     names = [v.name for v in variants]
     if len(set(names)) != len(names):
         raise ConfigError(source, "endpoint.variants", f"variant names must be unique, got {names}")
@@ -381,6 +388,7 @@ def build(data: dict[str, Any], source: str) -> Experiment:
         autoscaling=data.get("autoscaling"),
         update=data["endpoint"].get("update"),
         gateway=data.get("gateway"),
+        async_inference=async_of(data["endpoint"].get("async")),
     )
 
 

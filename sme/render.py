@@ -33,11 +33,12 @@ def status_table(view: EndpointView | None, config: dict[str, Any] | None, outpu
     table.add_row(*_plain("endpoint", view.name))
     table.add_row(*_plain("status", view.status + (f"  ({view.failure_reason})" if view.failure_reason else "")))
     table.add_row(*_plain("config", view.config_name))
+    table.add_row(*_plain("kind", endpoint_kind(config)))
     for key, value in outputs.items():
         table.add_row(*_plain(key.replace("_", " "), value))
-    types = {v["VariantName"]: v.get("InstanceType", "") for v in (config or {}).get("ProductionVariants", [])}
+    types = {v["VariantName"]: _capacity(v) for v in (config or {}).get("ProductionVariants", [])}
     variants = Table(title="variants", title_justify="left")
-    for col in ("variant", "instance type", "current", "desired", "weight"):
+    for col in ("variant", "capacity", "current", "desired", "weight"):
         variants.add_column(col)
     for v in view.variants:
         variants.add_row(*_plain(v.name, types.get(v.name, ""), _n(v.current_instances), _n(v.desired_instances),
@@ -50,12 +51,13 @@ def status_table(view: EndpointView | None, config: dict[str, Any] | None, outpu
 def status_json(view: EndpointView | None, config: dict[str, Any] | None, outputs: dict[str, Any]) -> dict:
     if view is None:
         return {"endpoint": None, "status": "NotDeployed"}
-    types = {v["VariantName"]: v.get("InstanceType") for v in (config or {}).get("ProductionVariants", [])}
+    raw = {v["VariantName"]: v for v in (config or {}).get("ProductionVariants", [])}
+    types = {name: v.get("InstanceType") for name, v in raw.items()}
     return {
-        "endpoint": view.name, "status": view.status, "config": view.config_name,
+        "endpoint": view.name, "status": view.status, "config": view.config_name, "kind": endpoint_kind(config),
+        "async_output": ((config or {}).get("AsyncInferenceConfig") or {}).get("OutputConfig", {}).get("S3OutputPath"),
         "failure_reason": view.failure_reason, "outputs": outputs,
-        "variants": [{"name": v.name, "instance_type": types.get(v.name), "current_instances": v.current_instances,
-                      "desired_instances": v.desired_instances, "weight": v.current_weight} for v in view.variants],
+        "variants": [_variant_json(v, raw.get(v.name) or {}, types.get(v.name)) for v in view.variants],
     }
 
 
@@ -86,6 +88,32 @@ def _plain(*cells: Any) -> tuple[Any, ...]:
     from rich.text import Text
 
     return tuple(Text(str(c)) for c in cells)
+
+
+def _variant_json(view: Any, raw: dict[str, Any], instance_type: str | None) -> dict[str, Any]:
+    out = {"name": view.name, "instance_type": instance_type, "current_instances": view.current_instances,
+           "desired_instances": view.desired_instances, "weight": view.current_weight}
+    if raw.get("ServerlessConfig"):
+        out["serverless"] = raw["ServerlessConfig"]
+    return out
+
+
+def endpoint_kind(config: dict[str, Any] | None) -> str:
+    """real-time, serverless or asynchronous, as the endpoint config says."""
+    config = config or {}
+    if config.get("AsyncInferenceConfig"):
+        return f"asynchronous (results under {config['AsyncInferenceConfig']['OutputConfig']['S3OutputPath']})"
+    if any(v.get("ServerlessConfig") for v in config.get("ProductionVariants", [])):
+        return "serverless"
+    return "real-time"
+
+
+def _capacity(variant: dict[str, Any]) -> str:
+    spec = variant.get("ServerlessConfig")
+    if not spec:
+        return variant.get("InstanceType", "")
+    provisioned = f", {spec['ProvisionedConcurrency']} provisioned" if spec.get("ProvisionedConcurrency") else ""
+    return f"serverless {spec['MemorySizeInMB']} MB, up to {spec['MaxConcurrency']} at once{provisioned}"
 
 
 def _n(value: Any) -> str:

@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from sme.endpoint_kinds import AsyncInference, Serverless
+
 EXPERIMENT_TAG = "sme:experiment"
 
 
@@ -56,16 +58,20 @@ class DesiredModel:
 @dataclass(frozen=True)
 class DesiredVariant:
     name: str
-    instance_type: str
+    instance_type: str | None  # None: serverless
     count: int
     weight: float
+    serverless: Serverless | None = None
 
 
 @dataclass(frozen=True)
 class DesiredConfig:
+    """An endpoint config: its name carries a hash of everything here, so any change is a new config."""
+
     name: str
     model_name: str
     variants: tuple[DesiredVariant, ...]
+    async_inference: AsyncInference | None = None
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,19 @@ EXPERIMENT_NAME_HINT = "use 1-45 letters, digits and hyphens, starting with a le
 
 
 def spec_hash(spec: Any, length: int = 8) -> str:
-    data = asdict(spec) if is_dataclass(spec) else spec
+    """Fields that are None (a setting not used, such as a real-time variant's serverless) are left out, so
+    adding an optional setting to sme does not rename, and so replace, what is already deployed."""
+    data = _without_none(asdict(spec) if is_dataclass(spec) else spec)
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def _without_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_without_none(v) for v in value]
+    return value
 
 
 def model_name(experiment: str, spec: Any) -> str:

@@ -50,6 +50,8 @@ def peaks(desired: Desired, plan: Plan) -> list[Peak]:
     per_type: dict[str, list[str]] = {}
     totals: dict[str, int] = {}
     for v in desired.config.variants:
+        if v.instance_type is None:  # serverless: no instances (its concurrency quota is not read yet)
+            continue
         most = limits.get(v.name, v.count)
         totals[v.instance_type] = totals.get(v.instance_type, 0) + most
         per_type.setdefault(v.instance_type, []).append(
@@ -128,7 +130,10 @@ def ha_checks(desired: Desired, facts: Facts) -> list[Check]:
                             f"subnets in {len(azs)} AZ{'s' if len(azs) != 1 else ''} ({', '.join(azs) or 'none'})",
                             "" if ok else "add a subnet in a second AZ so one AZ's outage can't take the endpoint down"))
     lows = {s.variant: s.min for s in desired.scaling}
-    fewest = min(lows.get(v.name, v.count) for v in desired.config.variants)
+    instances = [lows.get(v.name, v.count) for v in desired.config.variants if v.instance_type is not None]
+    if not instances:
+        return checks  # serverless: SageMaker spreads it over AZs itself
+    fewest = min(instances)
     ok = fewest >= 2
     checks.append(Check("HA: instances", "pass" if ok else "warn", f"at least {fewest} instance{'s' if fewest != 1 else ''}"
                         " per variant", "" if ok else "run 2 or more instances (count, or autoscaling min) so "

@@ -38,9 +38,10 @@ def resolve(exp: Experiment, region: str, account: str) -> Desired:
         network_isolation=exp.network.network_isolation,
     )
     model = DesiredModel(**{**model_spec.__dict__, "name": names.model_name(exp.name, model_spec)})
-    variants = tuple(DesiredVariant(v.name, v.instance_type, v.count, v.weight) for v in exp.variants)
-    config_spec = DesiredConfig(name="", model_name=model.name, variants=variants)
-    config = DesiredConfig(names.config_name(exp.name, config_spec), model.name, variants)
+    variants = tuple(DesiredVariant(v.name, v.instance_type, v.count if not v.serverless else 0, v.weight,
+                                    v.serverless) for v in exp.variants)
+    config_spec = DesiredConfig(name="", model_name=model.name, variants=variants, async_inference=exp.async_inference)
+    config = DesiredConfig(names.config_name(exp.name, config_spec), model.name, variants, exp.async_inference)
     tags = ((EXPERIMENT_TAG, exp.name),) + exp.tags
     return Desired(experiment=exp.name, region=region, endpoint_name=exp.name, model=model, config=config,
                    artifact=artifact, role=role, tags=tags,

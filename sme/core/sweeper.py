@@ -19,6 +19,8 @@ def plan_teardown(state: DeployState, order: Callable[[str], int | None]) -> Pla
     records = sorted(known, key=lambda r: (order(r.kind), -r.created_at))
     notes = tuple(f"kept {r.kind} {r.name}: sme does not know how to delete this kind"
                   for r in state.resources if order(r.kind) is None)
+    notes += tuple(sorted({f"async results under {r.extra['async_output']} are yours: teardown leaves them"
+                           for r in state.resources if r.kind == "endpoint-config" and r.extra.get("async_output")}))
     steps = tuple(Delete(name=r.name, kind=r.kind, why="teardown", extra=tuple(sorted(r.extra.items())))
                   for r in records)
     return Plan(steps, notes)

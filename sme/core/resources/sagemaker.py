@@ -8,6 +8,8 @@ from typing import Any
 from sme.aws import aws_call, if_found
 from sme.core import steps
 from sme.core.executor import Deleter, ExecContext
+from sme.core.models import DesiredVariant
+from sme.endpoint_kinds import AsyncInference
 from sme.core.resources.iam import while_role_propagates
 from sme.core.waiter import wait_for_endpoint, wait_for_endpoint_gone
 
@@ -32,12 +34,40 @@ def create_model(ctx: ExecContext, step: steps.CreateModel) -> None:
 
 def create_endpoint_config(ctx: ExecContext, step: steps.CreateEndpointConfig) -> None:
     config = step.config
-    variants = [{"VariantName": v.name, "ModelName": config.model_name, "InstanceType": v.instance_type,
-                 "InitialInstanceCount": v.count, "InitialVariantWeight": v.weight} for v in config.variants]
+    kwargs: dict[str, Any] = {"EndpointConfigName": config.name, "Tags": ctx.tags,
+                              "ProductionVariants": [_variant(config.model_name, v) for v in config.variants]}
+    extra: dict[str, Any] = {"model": config.model_name}
+    if config.async_inference:
+        kwargs["AsyncInferenceConfig"] = _async_config(config.async_inference)
+        extra["async_output"] = config.async_inference.output  # the user's: teardown says where, deletes nothing
     with aws_call("sagemaker:CreateEndpointConfig", config.name):
-        reply = ctx.aws.client("sagemaker").create_endpoint_config(
-            EndpointConfigName=config.name, ProductionVariants=variants, Tags=ctx.tags)
-    ctx.record("endpoint-config", config.name, reply["EndpointConfigArn"], model=config.model_name)
+        reply = ctx.aws.client("sagemaker").create_endpoint_config(**kwargs)
+    ctx.record("endpoint-config", config.name, reply["EndpointConfigArn"], **extra)
+
+
+def _variant(model_name: str, v: DesiredVariant) -> dict[str, Any]:
+    out: dict[str, Any] = {"VariantName": v.name, "ModelName": model_name, "InitialVariantWeight": v.weight}
+    if v.serverless:
+        out["ServerlessConfig"] = {"MemorySizeInMB": v.serverless.memory_mb,
+                                   "MaxConcurrency": v.serverless.max_concurrency}
+        if v.serverless.provisioned_concurrency:
+            out["ServerlessConfig"]["ProvisionedConcurrency"] = v.serverless.provisioned_concurrency
+    else:
+        out.update(InstanceType=v.instance_type, InitialInstanceCount=v.count)
+    return out
+
+
+def _async_config(spec: AsyncInference) -> dict[str, Any]:
+    output: dict[str, Any] = {"S3OutputPath": spec.output}
+    if spec.failure:
+        output["S3FailurePath"] = spec.failure
+    notify = {k: v for k, v in (("SuccessTopic", spec.success_topic), ("ErrorTopic", spec.error_topic)) if v}
+    if notify:
+        output["NotificationConfig"] = notify
+    out: dict[str, Any] = {"OutputConfig": output}
+    if spec.max_concurrent_per_instance:
+        out["ClientConfig"] = {"MaxConcurrentInvocationsPerInstance": spec.max_concurrent_per_instance}
+    return out
 
 
 def create_endpoint(ctx: ExecContext, step: steps.CreateEndpoint) -> None:
