@@ -115,3 +115,10 @@ def test_role_create_plans_role_and_least_privilege_policy():
     assert ops(plan_deploy(d, Observed()))[:2] == ["create_role", "put_role_policy"]
     same = replace(live(d), role_exists=True, role_policy=d.role.policy)
     assert plan_deploy(d, same).empty
+
+
+def test_names_of_an_unchanged_spec_never_change_across_sme_versions():
+    """A new name means a new endpoint config and an UpdateEndpoint that replaces the fleet: an sme upgrade
+    that adds an optional setting must not rename what is deployed (None fields stay out of the hash)."""
+    d = desired()
+    assert (d.model.name, d.config.name) == ("churn-model-596e6741", "churn-config-08af7ef2")
