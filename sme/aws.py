@@ -80,10 +80,7 @@ class AwsContext:
         """Refreshable credentials (for SigV4 signing outside boto3)."""
         creds = self.session.get_credentials()
         if creds is None:
-            raise UserError(
-                "no AWS credentials found",
-                hint="configure a profile (`aws configure`), or export AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
-            )
+            raise no_credentials()
         return creds
 
     @property
@@ -92,6 +89,44 @@ class AwsContext:
             with aws_call("sts:GetCallerIdentity", "the current credentials"):
                 self._account = self.client("sts").get_caller_identity()["Account"]
         return self._account
+
+
+LOCAL_AWS_PORT = 4566  # `sme local start`'s default port
+AWS_HINT = "configure a profile (`aws configure`), or export AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+
+
+def no_credentials(port: int = LOCAL_AWS_PORT) -> UserError:
+    """"No credentials", with the likely fix: often the user started `sme local start` in another shell and
+    did not export what it printed, so sme is about to talk to AWS itself."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    local_exports = "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION"
+    if endpoint and is_loopback(endpoint):
+        hint = (f"AWS_ENDPOINT_URL points at a local AWS ({endpoint}): export the rest of what `sme local start` "
+                f"printed ({local_exports})")
+    elif not endpoint and local_aws_answers(port):
+        hint = (f"a local AWS answers on http://127.0.0.1:{port} (`sme local start`): to use it, export what it "
+                f"printed (AWS_ENDPOINT_URL=http://127.0.0.1:{port}, {local_exports}); for AWS itself, {AWS_HINT}")
+    else:
+        hint = f"{AWS_HINT}; for a local AWS, run `sme local start` and export what it prints"
+    return UserError("no AWS credentials found", hint=hint)
+
+
+def is_loopback(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def local_aws_answers(port: int, timeout: float = 0.2) -> bool:
+    """Whether something accepts connections on 127.0.0.1:port (one connect, at most ``timeout`` seconds)."""
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def error_code(exc: BaseException) -> str:
@@ -147,9 +182,6 @@ def aws_call(operation: str, resource: str) -> Iterator[None]:
         err = exc.response.get("Error", {})
         raise AwsError(operation, resource, err.get("Message") or str(exc), err.get("Code", "")) from exc
     except (botocore.exceptions.NoCredentialsError, botocore.exceptions.PartialCredentialsError):
-        raise UserError(
-            "no AWS credentials found",
-            hint="configure a profile (`aws configure`), or export AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
-        ) from None
+        raise no_credentials() from None
     except botocore.exceptions.EndpointConnectionError as exc:
         raise AwsError(operation, resource, f"cannot reach {exc.kwargs.get('endpoint_url', 'AWS')}") from exc

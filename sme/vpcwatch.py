@@ -2,7 +2,8 @@
 
     flags --WatchOptions.check--> one clear error before anything runs       (interval, duration, files)
     AWS --resolve_target--> Target                                           (endpoint, variants, subnets from
-                                                                               the model's VpcConfig, scaling?)
+                                                                               the model's VpcConfig, scaling?,
+                                                                               front door from the state file)
     Schedule --Scheduler.run--> slot k due at start + k*interval             (sme/watch/schedule.py: drift-free,
                                                                                missed slots written as missed)
     slot --Sampler.take--> record                                            (sme/watch/sample.py: a fixed set of
@@ -33,6 +34,7 @@ RESOLVE_BUDGET = 30.0  # seconds for the calls that check the target before the 
 @dataclass
 class WatchOptions:
     endpoint: str
+    experiment: str | None = None  # whose state file may name a front door (default: the endpoint's name)
     region: str | None = None
     profile: str | None = None
     subnets: tuple[str, ...] = ()
@@ -101,9 +103,11 @@ def _watch(opts: WatchOptions, env: Env, writer: Any, resumed: Any, specs: Any) 
         env.info(f"{opts.out}: every slot of this watch is already recorded ({resumed.records} lines)")
         return ExitStatus.OK
     sampler = Sampler(aws.client, target, specs, interval, retrier, env.wall,
-                      events_since=start - interval, seen_events=set(resumed.event_ids) if resumed else set())
+                      events_since=start - interval, seen_events=set(resumed.event_ids) if resumed else set(),
+                      front_door_p99=opts.p99)
     if not opts.as_json:
-        env.info(f"watching {target.endpoint} in {aws.region} every {interval:g}s"
+        door = f" and its front door {target.front_door.api_name}" if target.front_door else ""
+        env.info(f"watching {target.endpoint}{door} in {aws.region} every {interval:g}s"
                  + (f" for {opts.duration:g}s" if opts.duration and not opts.once else "")
                  + (f", resuming at slot {first}" if resumed else "")
                  + (f" -> {opts.out}" if opts.out else ""))
@@ -177,7 +181,7 @@ def _expired(failed: Any, opts: WatchOptions) -> SmeError:
 
 def resolve_target(aws: Any, opts: WatchOptions, retrier: Any, env: Env) -> Any:
     """Check the endpoint and subnets exist and find what to watch; raises UserError if not."""
-    from sme.aws import is_not_found
+    from sme.aws import is_not_found, no_credentials
     from sme.errors import AwsError
     from sme.watch.retry import CallFailed
     from sme.watch.sample import Target
@@ -190,8 +194,10 @@ def resolve_target(aws: Any, opts: WatchOptions, retrier: Any, env: Env) -> Any:
         try:
             return retrier.call(op, lambda: method(**kwargs), deadline)
         except CallFailed as failed:
-            if failed.expired_credentials or failed.code == "NoCredentials":
-                raise UserError(f"AWS credentials are missing or expired ({failed.code})",
+            if failed.code == "NoCredentials":
+                raise no_credentials() from None
+            if failed.expired_credentials:
+                raise UserError(f"AWS credentials expired ({failed.code})",
                                 hint="refresh them (e.g. `aws sso login`) or export valid AWS_* variables") from None
             raise AwsError(op, kwargs.get("EndpointName") or "the endpoint's resources", failed.message,
                            failed.code) from None
@@ -213,7 +219,24 @@ def resolve_target(aws: Any, opts: WatchOptions, retrier: Any, env: Env) -> Any:
                 raise UserError(f"unknown subnet: {exc.message.split(': ', 1)[-1]}",
                                 hint=f"give subnets of the endpoint's VPC in {aws.region} with --subnet") from None
             raise
-    return Target(opts.endpoint, variants, subnets, _has_scaling(call, opts.endpoint, variants, env))
+    return Target(opts.endpoint, variants, subnets, _has_scaling(call, opts.endpoint, variants, env),
+                  front_door(opts.experiment or opts.endpoint))
+
+
+def front_door(experiment: str) -> Any:
+    """The experiment's API Gateway and Lambda proxy when its state file records a front door (sme names
+    them after the experiment); None otherwise, or when there is no readable state file here."""
+    from sme.core import names
+    from sme.state import load_state
+    from sme.watch.metrics import FrontDoor
+
+    try:
+        state = load_state(experiment)
+    except UserError:
+        return None
+    if not state.outputs.get("gateway_url"):
+        return None
+    return FrontDoor(names.gateway_api_name(experiment), names.gateway_function_name(experiment))
 
 
 def _not_found(exc: Any) -> bool:

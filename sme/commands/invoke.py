@@ -14,7 +14,10 @@ from sme.commands.options import aws_options
               help="Through the front door, or straight to the endpoint (default: the front door if there is one).")
 @click.pass_obj
 def command(env, name, config_path, region, profile, body, content_type, accept, via):
-    """Send one request; print the reply on stdout and status and latency on stderr."""
+    """Send one request; print the reply on stdout and status and latency on stderr.
+
+    Piped or redirected, stdout is the reply byte for byte; on a terminal, a newline ends it.
+    """
     from sme.commands.common import experiment_name
     from sme.core.invoke import invoke
 

@@ -1,5 +1,7 @@
 import click
 
+from sme.aws import LOCAL_AWS_PORT
+
 
 @click.group("local")
 def command():
@@ -7,7 +9,7 @@ def command():
 
 
 @command.command("start")
-@click.option("--port", default=4566, show_default=True, help="Port on 127.0.0.1 (0 picks a free one).")
+@click.option("--port", default=LOCAL_AWS_PORT, show_default=True, help="Port on 127.0.0.1 (0 picks a free one).")
 @click.option("--region", default="us-east-1", show_default=True)
 @click.option("--workdir", type=click.Path(file_okay=False), help="Where runtimes keep artifacts and logs.")
 @click.option("--ready-file", type=click.Path(dir_okay=False), help="Write the environment here once serving.")

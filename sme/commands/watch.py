@@ -18,7 +18,8 @@ from sme.commands.options import aws_options, parse_duration_option
 @click.option("--json", "as_json", is_flag=True, help="Print each sample as a JSON line on stdout.")
 @click.option("--metric", "metrics", multiple=True, metavar="NAME[:STAT]",
               help="CloudWatch metric to read (repeatable or comma list; default: all SageMaker endpoint metrics).")
-@click.option("--p99", is_flag=True, help="Also read p99 of ModelLatency and OverheadLatency.")
+@click.option("--p99", is_flag=True, help="Also read p99 of ModelLatency and OverheadLatency (and of a front door's Latency and "
+                   "IntegrationLatency).")
 @click.option("--alert-headroom", default=10, show_default=True, type=int,
               help="Alert when fewer free addresses than this remain.")
 @click.option("--to-csv", "to_csv", type=click.Path(dir_okay=False),
@@ -27,7 +28,10 @@ from sme.commands.options import aws_options, parse_duration_option
 @click.pass_obj
 def command(env, name, config_path, endpoint, region, profile, subnets, interval, duration, once, out, resume,
             as_json, metrics, p99, alert_headroom, to_csv):
-    """Sample an endpoint's metrics, instances, scaling and subnet headroom on a fixed schedule."""
+    """Sample an endpoint's metrics, instances, scaling and subnet headroom on a fixed schedule.
+
+    An experiment deployed with a front door (`gateway:`) also gets its API Gateway and Lambda metrics.
+    """
     from pathlib import Path
 
     from sme.errors import UserError
@@ -41,6 +45,7 @@ def command(env, name, config_path, endpoint, region, profile, subnets, interval
         rows = export_csv(Path(out), Path(to_csv))
         env.info(f"wrote {to_csv} ({rows} rows)")
         return 0
+    exp = None
     if not endpoint or name or config_path:
         from sme.commands.common import experiment_name
         from sme.state import load_state
@@ -48,7 +53,7 @@ def command(env, name, config_path, endpoint, region, profile, subnets, interval
         exp, region, profile = experiment_name(name, config_path, region, profile)
         region = region or load_state(exp).region or None
         endpoint = endpoint or exp
-    opts = WatchOptions(endpoint=endpoint, region=region, profile=profile, subnets=tuple(subnets),
+    opts = WatchOptions(endpoint=endpoint, experiment=exp, region=region, profile=profile, subnets=tuple(subnets),
                         interval=interval, duration=duration, once=once, out=Path(out) if out else None,
                         resume=resume, as_json=as_json, metrics=tuple(metrics), p99=p99,
                         alert_headroom=alert_headroom, to_csv=Path(to_csv) if to_csv else None)

@@ -2,6 +2,10 @@
 
 The reply body goes to stdout (so it can be piped); status, content type and latency go to stderr. The
 API key is read from the state file and sent as ``x-api-key``; it is never printed.
+
+Piped or redirected, stdout is the body byte for byte (it may be binary, or a CSV whose last line has no
+newline on purpose). On a terminal, a body that does not end in a newline gets one, so the status line
+that follows on stderr starts on a line of its own instead of running into the reply.
 """
 
 from __future__ import annotations
@@ -95,9 +99,18 @@ def invoke(name: str, body_spec: str, content_type: str, accept: str | None, via
         reply = via_gateway(url, key, body, content_type, accept, aws.endpoint_url)
     else:
         reply = via_endpoint(aws, name, body, content_type, accept)
-    env.stdout.buffer.write(reply.body) if hasattr(env.stdout, "buffer") else env.stdout.write(
-        reply.body.decode("utf-8", "replace"))
-    env.stdout.flush()
+    write_body(env.stdout, reply.body)
     env.info(f"{reply.status} {reply.content_type or '-'} {len(reply.body)} bytes in {reply.latency_ms:.1f} ms "
              f"via {reply.via}")
     return ExitStatus.OK if reply.status < 400 else ExitStatus.ERROR
+
+
+def write_body(stdout: Any, body: bytes) -> None:
+    """The reply on stdout: exact when piped; on a terminal, ended with a newline (see the module's note)."""
+    if getattr(stdout, "isatty", lambda: False)() and not body.endswith(b"\n"):
+        body += b"\n"
+    if hasattr(stdout, "buffer"):
+        stdout.buffer.write(body)
+    else:
+        stdout.write(body.decode("utf-8", "replace"))
+    stdout.flush()

@@ -172,8 +172,8 @@ def _start(args: list[str], env: dict, cwd: Path, quiet: bool = False) -> subpro
 
 
 def _report(out: Path, env: dict, console: Env) -> None:
-    # the local AWS has no Pricing API: use sme's price table
-    proc = subprocess.run([sys.executable, "-m", "sme", "report", str(out), "--instance-type", "ml.m5.large",
-                           "--prices", "table"], env=env, cwd=out)
+    # as a user would run it: the instance types come from the watch file; the local AWS has no Pricing API,
+    # and the report says so when it prices from sme's table
+    proc = subprocess.run([sys.executable, "-m", "sme", "report", str(out)], env=env, cwd=out)
     if proc.returncode != 0:
         console.info(f"sme report exited with {proc.returncode}; the raw results are still in {out}")

@@ -77,15 +77,25 @@ def parse_instance_types(values: Iterable[str]) -> tuple[str | None, dict[str, s
 
 
 def instance_types(run: Run, flags: Iterable[str]) -> dict[str, str | None]:
-    """Each watched variant's instance type: the flag for it, else the flag for all, else the watch file."""
+    """Each watched variant's instance type: the flag for it, else the flag for all, else what `sme watch`
+    recorded (the type in the endpoint config the endpoint ran on, read at each config change)."""
     default, per_variant = parse_instance_types(flags)
-    seen: dict[str, str | None] = {}
+    return {name: per_variant.get(name) or default or (found[0] if found else None)
+            for name, found in recorded_types(run).items()}
+
+
+def recorded_types(run: Run) -> dict[str, list[str]]:
+    """Per watched variant, the instance types its samples recorded, in order of first appearance."""
+    seen: dict[str, list[str]] = {}
     for rec in run.samples:
         for v in rec.get("variants") or []:
-            name = v.get("name")
-            if name and (seen.get(name) is None):
-                seen[name] = v.get("instance_type") if isinstance(v.get("instance_type"), str) else None
-    return {name: per_variant.get(name) or default or found for name, found in seen.items()}
+            name, itype = v.get("name"), v.get("instance_type")
+            if not name:
+                continue
+            types = seen.setdefault(name, [])
+            if isinstance(itype, str) and itype not in types:
+                types.append(itype)
+    return seen
 
 
 def region_of(run: Run, flag: str | None) -> tuple[str, str]:
@@ -113,8 +123,14 @@ def price_variants(run: Run, opts: ReportOptions, pricer: Pricer, notes: list[st
         prices[variant] = pricer.price(itype, region) if itype else None
     unknown = [v for v, t in types.items() if not t]
     if unknown:
-        notes.append(f"instance type of {', '.join(unknown)} unknown: cost not computed "
-                     "(pass --instance-type ml.m5.large, or VARIANT=TYPE per variant)")
+        notes.append(f"instance type of {', '.join(unknown)} unknown: cost not computed (the watch file does "
+                     "not record it: a serverless variant, an older sme, or DescribeEndpointConfig failed; "
+                     "pass --instance-type ml.m5.large, or VARIANT=TYPE per variant)")
+    default, per_variant = parse_instance_types(opts.instance_types)
+    for variant, found in recorded_types(run).items():
+        if len(found) > 1 and not (default or variant in per_variant):
+            notes.append(f"{variant} ran on {' then '.join(found)} during the watch: all of its instance-minutes "
+                         f"are priced as {found[0]} (pass --instance-type {variant}=TYPE to choose)")
     if any(p is not None for p in prices.values()):
         if how.startswith("no region"):
             notes.append(how)

@@ -49,10 +49,14 @@ def _default_client() -> Any:
     from sme import __version__
     from sme.aws import AwsContext
 
+    from sme.aws import is_loopback
+
     # The Price List API is served from us-east-1 whatever the endpoint's region. Short timeouts: a
-    # price is a nicety, and without a network the table answers at once.
+    # price is a nicety, and without a network the table answers at once. A local AWS (sme's twin, moto)
+    # has no Pricing API: ask once, so that its log shows one refusal, not a retry storm.
     ctx = AwsContext(region="us-east-1", endpoint_url=os.environ.get("AWS_ENDPOINT_URL"))
-    config = Config(retries={"mode": "standard", "max_attempts": 2}, user_agent_extra=f"sme/{__version__}",
+    retries = 0 if ctx.endpoint_url and is_loopback(ctx.endpoint_url) else 2  # botocore: retries after the first
+    config = Config(retries={"mode": "standard", "max_attempts": retries}, user_agent_extra=f"sme/{__version__}",
                     connect_timeout=3, read_timeout=10)
     kwargs: dict[str, Any] = {"config": config}
     if ctx.endpoint_url:
@@ -98,8 +102,7 @@ class Pricer:
     def _from_table(self, instance_type: str, region: str) -> Price:
         regions = self.table.get("regions") or {}
         label = table_label(self.table)
-        why = f"the AWS Pricing API did not answer ({self.api_error})" if self.api_error else (
-            "the AWS Pricing API had no price for it" if self.use_api else "--prices table was given")
+        why = self._why_table()
         if instance_type in regions.get(region, {}):
             return Price(instance_type, region, float(regions[region][instance_type]), label, why)
         fallback = regions.get(TABLE_DEFAULT_REGION, {})
@@ -108,6 +111,22 @@ class Pricer:
                          f"{why}; the table has no {region} prices, so this is the {TABLE_DEFAULT_REGION} rate")
         return Price(instance_type, region, None, label,
                      f"{why}; {instance_type} is not in the table either")
+
+
+    def _why_table(self) -> str:
+        if not self.use_api:
+            return "--prices table was given"
+        if self.api_error is None:
+            return "the AWS Pricing API had no price for it"
+        import os
+
+        from sme.aws import is_loopback
+
+        local = os.environ.get("AWS_ENDPOINT_URL") or ""
+        if local and is_loopback(local):  # sme's local AWS (`sme local start`, `sme demo`) or another stand-in
+            return (f"the AWS Pricing API did not answer: AWS_ENDPOINT_URL is a local AWS ({local}), which has "
+                    f"no Pricing API ({self.api_error})")
+        return f"the AWS Pricing API did not answer ({self.api_error})"
 
 
 def short_error(exc: Exception) -> str:

@@ -140,10 +140,13 @@ def _variants(run: Run) -> list[str]:
     return names
 
 
-def _metric(run: Run, t0: float, variant: str, key: str, scale: float = 1.0) -> tuple[Point, ...]:
+def _metric(run: Run, t0: float, variant: str | None, key: str, scale: float = 1.0) -> tuple[Point, ...]:
+    """A CloudWatch series of a variant (or of the front door, ``variant=None``), at each window's middle."""
     pts = []
     for rec in run.samples:
-        value = ((rec.get("metrics") or {}).get(variant) or {}).get(key)
+        group = ((rec.get("front_door") or {}).get("metrics") if variant is None
+                 else (rec.get("metrics") or {}).get(variant))
+        value = (group or {}).get(key)
         if not isinstance(value, (int, float)):
             continue
         window = rec.get("window")
@@ -165,8 +168,18 @@ def _throughput(run: Run, t0: float) -> tuple[Chart | None, str]:
                  "Per second, as the load generator saw them."), need
 
 
+# the front door's layers, outermost first: API Gateway's whole time, the part spent waiting on its
+# integration, the Lambda proxy's run (all CloudWatch milliseconds)
+FRONT_DOOR_LAYERS = (("Latency", "API Gateway Latency avg", False), ("Latency:p99", "API Gateway Latency p99", False),
+                     ("IntegrationLatency", "IntegrationLatency avg", True),
+                     ("IntegrationLatency:p99", "IntegrationLatency p99", True),
+                     ("Duration", "Lambda Duration avg", True))
+
+
 def _latency(run: Run, t0: float) -> tuple[Chart | None, str]:
     series = [Series("client p50", _client(run, t0, "p50_ms")), Series("client p99", _client(run, t0, "p99_ms"))]
+    series += [Series(label, _metric(run, t0, None, key), dashed=dashed) for key, label, dashed in FRONT_DOOR_LAYERS]
+    door = any(s.points for s in series[2:])
     variants = _variants(run)
     many = len(variants) > 1
     for v in variants:
@@ -180,9 +193,54 @@ def _latency(run: Run, t0: float) -> tuple[Chart | None, str]:
                if run.rows and variants else
                "CloudWatch, per sample window: ModelLatency is the container's time, OverheadLatency SageMaker's."
                if variants else "Client percentiles per second.")
-    return Chart("latency", "Latency: client vs CloudWatch" if run.rows and variants else "Latency", "ms",
-                 tuple(series), caption), \
+    if door:
+        caption = ("Each layer contains the next: the client's time holds API Gateway's Latency, which holds its "
+                   "IntegrationLatency (waiting on the Lambda proxy), which holds the proxy's Duration, which holds "
+                   "SageMaker's OverheadLatency + ModelLatency. Client percentiles per second; CloudWatch averages "
+                   "per sample window." + layer_means(run))
+    title = ("Latency by layer: client, API Gateway, Lambda, SageMaker" if door else
+             "Latency: client vs CloudWatch" if run.rows and variants else "Latency")
+    return Chart("latency", title, "ms", tuple(series), caption), \
         "Latency: needs timeseries.csv or a watch file with ModelLatency"
+
+
+def layer_means(run: Run) -> str:
+    """Where the time went on average over the watch, layer by layer (each mean weighted by its sample's
+    request count, so a busy minute counts more than an idle one)."""
+    door = [((r.get("front_door") or {}).get("metrics") or {}) for r in run.samples]
+    sm = [_sum_variants(r) for r in run.samples]
+    layers = [("API Gateway", _mean(door, "Latency", "Count")),
+              ("integration", _mean(door, "IntegrationLatency", "Count")),
+              ("Lambda", _mean(door, "Duration", "Count")),
+              ("SageMaker overhead", _mean(sm, "OverheadLatency", "Invocations", 0.001)),
+              ("model", _mean(sm, "ModelLatency", "Invocations", 0.001))]
+    known = [(name, ms) for name, ms in layers if ms is not None]
+    if not known:
+        return ""
+    return " Averages over the watch: " + ", ".join(f"{name} {ms:,.2f} ms" for name, ms in known) + "."
+
+
+def _sum_variants(rec: dict[str, Any]) -> dict[str, float]:
+    """One sample's SageMaker latencies across variants (Invocations-weighted) and its Invocations."""
+    groups = [g for g in (rec.get("metrics") or {}).values() if isinstance(g, dict)]
+    out: dict[str, float] = {}
+    total = sum(g["Invocations"] for g in groups if isinstance(g.get("Invocations"), (int, float)))
+    if total:
+        out["Invocations"] = total
+        for key in ("OverheadLatency", "ModelLatency"):
+            pairs = [(g[key], g["Invocations"]) for g in groups
+                     if isinstance(g.get(key), (int, float)) and isinstance(g.get("Invocations"), (int, float))]
+            if sum(n for _, n in pairs):
+                out[key] = sum(v * n for v, n in pairs) / sum(n for _, n in pairs)
+    return out
+
+
+def _mean(groups: list[dict[str, Any]], key: str, weight: str, scale: float = 1.0) -> float | None:
+    pairs = [(g[key], g.get(weight)) for g in groups if isinstance(g.get(key), (int, float))]
+    weights = [w if isinstance(w, (int, float)) and w > 0 else 0.0 for _, w in pairs]
+    if not pairs or not sum(weights):
+        return None
+    return sum(v * w for (v, _), w in zip(pairs, weights)) / sum(weights) * scale
 
 
 def _instances(run: Run, t0: float) -> tuple[Chart | None, str]:

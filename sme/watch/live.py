@@ -1,13 +1,19 @@
 """What the user sees while a watch runs: last values, small trends, the countdown, alerts.
 
 Formatting is pure (``alerts``, ``sparkline``, ``summary_line``, ``table``); ``LiveView`` only decides
-where it goes: a rich Live display on an interactive stderr, else one plain line per sample.
+where it goes: a rich Live display on an interactive stderr, else one plain line per sample. Every
+metric is shown with its unit (``shown``): latencies in milliseconds (SageMaker reports microseconds,
+API Gateway and Lambda milliseconds; the file keeps CloudWatch's units), utilisations in percent,
+counts per sample window.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from typing import Any
+
+from sme.units import format_duration
+from sme.watch.metrics import FRONT_DOOR, unit_of
 
 BARS = "▁▂▃▄▅▆▇█"
 TREND = 16  # samples kept per series for the sparkline
@@ -50,6 +56,28 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+def shown(key: str, value: Any, window_s: float | None = None) -> str:
+    """A metric's value with its unit, from its series key (``ModelLatency``, ``Latency:p99``)."""
+    if not isinstance(value, (int, float)):
+        return "-"
+    unit = unit_of(key)
+    if unit in ("us", "ms"):
+        ms = value / 1000.0 if unit == "us" else float(value)
+        digits = 3 if ms < 1 else 2 if ms < 10 else 1 if ms < 100 else 0  # three significant figures
+        return f"{ms:,.{digits}f} ms"
+    if unit == "%":
+        return f"{value:.1f}%"
+    return f"{fmt(float(value))} per {format_duration(window_s)}" if window_s else fmt(float(value))
+
+
+def window_of(record: dict[str, Any]) -> float | None:
+    """Seconds the sample's CloudWatch window covers (what a count is "per")."""
+    window = record.get("window")
+    if isinstance(window, list) and len(window) == 2 and window[1] > window[0]:
+        return float(window[1] - window[0])
+    return None
+
+
 def summary_line(record: dict[str, Any]) -> str:
     """One plain line per sample, for logs and non-interactive stderr."""
     if record.get("missed"):
@@ -57,10 +85,15 @@ def summary_line(record: dict[str, Any]) -> str:
     parts = [f"slot {record['slot']}", str(record.get("status") or "?")]
     for v in record.get("variants") or []:
         parts.append(f"{v['name']} {v.get('current_instances')}/{v.get('desired_instances')}")
+    window = window_of(record)
     for variant, series in (record.get("metrics") or {}).items():
         for key in ("Invocations", "ModelLatency"):
             if key in series:
-                parts.append(f"{variant}.{key}={fmt(series[key])}")
+                parts.append(f"{variant}.{key}={shown(key, series[key], window)}")
+    door = (record.get("front_door") or {}).get("metrics") or {}
+    for key in ("Count", "Latency"):
+        if key in door:
+            parts.append(f"front_door.{key}={shown(key, door[key], window)}")
     room = record.get("headroom")
     if room:
         parts.append(f"headroom {room['total']} ({', '.join(f'{az} {n}' for az, n in room['per_az'].items())})")
@@ -74,18 +107,29 @@ class History:
 
     def __init__(self) -> None:
         self.series: dict[str, deque] = {}
+        self.keys: dict[str, str] = {}  # series name -> its metric key, for the unit
+        self.window_s: float | None = None
 
     def add(self, record: dict[str, Any]) -> None:
         if record.get("missed"):
             return
-        for variant, series in (record.get("metrics") or {}).items():
+        self.window_s = window_of(record) or self.window_s
+        groups = dict(record.get("metrics") or {})
+        if record.get("front_door"):
+            groups[FRONT_DOOR] = record["front_door"].get("metrics") or {}
+        for group, series in groups.items():
             for key, value in series.items():
-                self._push(f"{variant} {key}", value)
+                self.keys[f"{group} {key}"] = key
+                self._push(f"{group} {key}", value)
         for s in record.get("subnets") or []:
             self._push(f"{s['id']} ({s['az']}) free", s["free_ips"])
 
     def _push(self, name: str, value: Any) -> None:
         self.series.setdefault(name, deque(maxlen=TREND)).append(value)
+
+    def last(self, name: str) -> str:
+        value = self.series[name][-1]
+        return shown(self.keys[name], value, self.window_s) if name in self.keys else fmt(value)
 
 
 def table(record: dict[str, Any] | None, history: History, countdown: str, alert_lines: list[str]) -> Any:
@@ -98,7 +142,7 @@ def table(record: dict[str, Any] | None, history: History, countdown: str, alert
     grid.add_column("last", justify="right")
     grid.add_column("trend")
     for name, values in history.series.items():
-        grid.add_row(Text(name), fmt(values[-1]), sparkline(list(values)))
+        grid.add_row(Text(name), Text(history.last(name)), sparkline(list(values)))
     parts: list[Any] = [grid]
     if record and record.get("headroom"):
         room = record["headroom"]
@@ -159,8 +203,6 @@ class LiveView:
                 self.env.info(f"ALERT {line}")
 
     def waiting(self, slot: int, seconds: float) -> None:
-        from sme.units import format_duration
-
         self.countdown = f"next sample (slot {slot}) in {format_duration(seconds)}"
         if self._live is not None:
             self._live.update(self._render(), refresh=True)

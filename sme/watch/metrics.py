@@ -5,6 +5,9 @@ is (variant, metric, statistic); its key in a sample is the metric's name when t
 metric's default, else ``Metric:Stat`` (``ModelLatency:p99``). Percentiles are offered only when asked
 for (``--metric ModelLatency:p99`` or ``--p99``): they are costlier, and moto cannot serve them.
 
+An experiment with a front door also gets the front door's series (``FRONT_DOOR_METRICS``, keyed under
+``FRONT_DOOR`` instead of a variant): API Gateway's by ApiName, the Lambda proxy's by FunctionName.
+
 Every series of a sample goes into one GetMetricData call (500 queries per call is CloudWatch's limit;
 past it, the queries are split into as few calls as that allows). A series with no datapoint in the
 window is ``null``: CloudWatch publishes SageMaker metrics a minute or two late, so the newest
@@ -39,8 +42,31 @@ METRICS: dict[str, tuple[str, str]] = {
     "GPUUtilization": (INSTANCE, "Average"),
     "GPUMemoryUtilization": (INSTANCE, "Average"),
 }
+APIGATEWAY = "AWS/ApiGateway"
+LAMBDA = "AWS/Lambda"
+# the front door: API Gateway (by ApiName, a dimension set AWS publishes by default) and the Lambda proxy
+# (by FunctionName). Its latencies and Duration are averaged; counts summed.
+FRONT_DOOR_METRICS: dict[str, tuple[str, str]] = {
+    "Count": (APIGATEWAY, "Sum"),
+    "Latency": (APIGATEWAY, "Average"),
+    "IntegrationLatency": (APIGATEWAY, "Average"),
+    "4XXError": (APIGATEWAY, "Sum"),
+    "5XXError": (APIGATEWAY, "Sum"),
+    "Duration": (LAMBDA, "Average"),
+    "Errors": (LAMBDA, "Sum"),
+    "Throttles": (LAMBDA, "Sum"),
+}
+FRONT_DOOR = "front door"  # the key its series are fetched under (no variant name has a space)
+# what each metric is measured in, as CloudWatch reports it: SageMaker's latencies in microseconds,
+# API Gateway's and Lambda's in milliseconds
+UNITS: dict[str, str] = {"ModelLatency": "us", "OverheadLatency": "us", "ModelSetupTime": "us",
+                         "CPUUtilization": "%", "MemoryUtilization": "%", "DiskUtilization": "%",
+                         "GPUUtilization": "%", "GPUMemoryUtilization": "%",
+                         "Latency": "ms", "IntegrationLatency": "ms", "Duration": "ms"}
+_DEFAULT_STAT = {name: stat for name, (_, stat) in {**METRICS, **FRONT_DOOR_METRICS}.items()}
 # what --p99 adds
 P99_METRICS = ("ModelLatency", "OverheadLatency")
+P99_FRONT_DOOR = ("Latency", "IntegrationLatency")
 MAX_QUERIES = 500  # GetMetricData's limit per call
 _STAT = re.compile(r"^(Sum|Average|Maximum|Minimum|SampleCount|p\d{1,2}(\.\d{1,3})?)$")
 # CloudWatch accepts these periods, or any multiple of 60
@@ -55,13 +81,28 @@ class MetricSpec:
 
     @property
     def key(self) -> str:
-        return self.name if METRICS.get(self.name, ("", ""))[1] == self.stat else f"{self.name}:{self.stat}"
+        return self.name if _DEFAULT_STAT.get(self.name) == self.stat else f"{self.name}:{self.stat}"
 
 
 @dataclass(frozen=True)
 class Series:
-    variant: str
+    variant: str  # or FRONT_DOOR
     metric: MetricSpec
+    dimensions: tuple[tuple[str, str], ...] = ()  # empty: the endpoint's and the variant's
+
+
+@dataclass(frozen=True)
+class FrontDoor:
+    """The API Gateway REST API and Lambda proxy sme put in front of the endpoint."""
+
+    api_name: str
+    function_name: str
+
+
+def unit_of(key: str) -> str:
+    """``us``, ``ms``, ``%`` or ``count`` for a series key (``ModelLatency:p99``)."""
+    name, _, stat = key.partition(":")
+    return "count" if stat == "SampleCount" else UNITS.get(name, "count")
 
 
 def parse_metric_specs(values: Iterable[str], p99: bool = False) -> tuple[MetricSpec, ...]:
@@ -90,6 +131,16 @@ def series_for(variants: Iterable[str], specs: Iterable[MetricSpec]) -> list[Ser
     return [Series(v, m) for v in variants for m in specs]
 
 
+def front_door_series(door: FrontDoor | None, p99: bool = False) -> list[Series]:
+    if door is None:
+        return []
+    specs = [MetricSpec(n, ns, stat) for n, (ns, stat) in FRONT_DOOR_METRICS.items()]
+    if p99:
+        specs += [MetricSpec(n, APIGATEWAY, "p99") for n in P99_FRONT_DOOR]
+    return [Series(FRONT_DOOR, m, (("ApiName", door.api_name),) if m.namespace == APIGATEWAY
+                   else (("FunctionName", door.function_name),)) for m in specs]
+
+
 def period_for(interval: float) -> int:
     """The smallest period CloudWatch accepts that covers one interval (1, 5, 10, 30 or n*60 s)."""
     for p in _SHORT_PERIODS:
@@ -103,8 +154,8 @@ def build_queries(endpoint: str, series: list[Series], period: int) -> list[dict
         "Id": f"m{i}",
         "MetricStat": {
             "Metric": {"Namespace": s.metric.namespace, "MetricName": s.metric.name,
-                       "Dimensions": [{"Name": "EndpointName", "Value": endpoint},
-                                      {"Name": "VariantName", "Value": s.variant}]},
+                       "Dimensions": [{"Name": k, "Value": v} for k, v in
+                                      s.dimensions or (("EndpointName", endpoint), ("VariantName", s.variant))]},
             "Period": period,
             "Stat": s.metric.stat,
         },

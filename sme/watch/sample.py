@@ -1,9 +1,11 @@
 """One sample: the endpoint, its CloudWatch series, scaling activities and subnets, in a fixed set of calls.
 
-Per sample: one DescribeEndpoint, one GetMetricData (more only past 500 series), one DescribeSubnets
-and one DescribeNetworkInterfaces (when the endpoint has subnets), and one DescribeScalingActivities
-(when a variant is registered with Application Auto Scaling), whatever the number of metrics. Each part
-fails alone: its error goes into the sample's ``errors`` and the other parts are still recorded.
+Per sample: one DescribeEndpoint, one GetMetricData (more only past 500 series; the front door's series
+ride in the same call), one DescribeSubnets and one DescribeNetworkInterfaces (when the endpoint has
+subnets), and one DescribeScalingActivities (when a variant is registered with Application Auto Scaling),
+whatever the number of metrics; plus one DescribeEndpointConfig whenever the endpoint's config changes
+(the first sample included), for its variants' instance types, which price the run in `sme report`. Each
+part fails alone: its error goes into the sample's ``errors`` and the other parts are still recorded.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class Target:
     variants: tuple[str, ...]
     subnets: tuple[str, ...] = ()
     scaling: bool = False  # some variant is an Application Auto Scaling target
+    front_door: cw.FrontDoor | None = None  # the experiment's API Gateway and Lambda proxy, if it has them
 
 
 @dataclass
@@ -38,7 +41,9 @@ class Sampler:
     events_since: float  # scaling activities that started before this are history, not events
     seen_events: set[str] = field(default_factory=set)
     expired: CallFailed | None = None  # set when credentials expired: waiting will not fix it
+    front_door_p99: bool = False
     _last_status: str | None = None
+    _instance_types: tuple[str, dict[str, str]] | None = None  # (endpoint config, {variant: instance type})
 
     def take(self, slot: int, due: float, deadline: float) -> dict[str, Any]:
         started = self.wall()
@@ -76,15 +81,36 @@ class Sampler:
             record["events"].append({"time": self.wall(), "kind": "status", "variant": None,
                                      "message": f"endpoint {self._last_status} -> {status}"})
         self._last_status = status
+        config = reply.get("EndpointConfigName")
+        if config:
+            record["endpoint_config"] = config
+            types = self._types_of(config, deadline)
+            for v in record["variants"]:
+                if types.get(v["name"]):
+                    v["instance_type"] = types[v["name"]]
+
+    def _types_of(self, config: str, deadline: float) -> dict[str, str]:
+        """The instance type of each variant of an endpoint config: read once per config (a serverless
+        variant has none)."""
+        if self._instance_types is None or self._instance_types[0] != config:
+            reply = self._call("sagemaker", "DescribeEndpointConfig", deadline, EndpointConfigName=config)
+            types = {v["VariantName"]: v["InstanceType"] for v in reply.get("ProductionVariants") or []
+                     if v.get("InstanceType")}
+            self._instance_types = (config, types)
+        return self._instance_types[1]
 
     def _metrics(self, record: dict[str, Any], deadline: float) -> None:
-        series = cw.series_for(self.target.variants, self.specs)
+        door = self.target.front_door
+        series = cw.series_for(self.target.variants, self.specs) + cw.front_door_series(door, self.front_door_p99)
         if not series:
             return
         start, end = record["window"]
-        record["metrics"] = cw.fetch(
-            lambda kw: self._call("cloudwatch", "GetMetricData", deadline, **kw),
-            self.target.endpoint, series, start, end, cw.period_for(self.interval))
+        values = cw.fetch(lambda kw: self._call("cloudwatch", "GetMetricData", deadline, **kw),
+                          self.target.endpoint, series, start, end, cw.period_for(self.interval))
+        if door is not None:
+            record["front_door"] = {"api_name": door.api_name, "function_name": door.function_name,
+                                    "metrics": values.pop(cw.FRONT_DOOR, {})}
+        record["metrics"] = values
 
     def _subnets(self, record: dict[str, Any], deadline: float) -> None:
         if not self.target.subnets:

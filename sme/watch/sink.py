@@ -191,7 +191,7 @@ BASE_COLUMNS = ("slot", "due", "time", "missed", "status", "errors", "events")
 
 
 def flatten(record: dict[str, Any]) -> dict[str, Any]:
-    """One record -> {column: value}: a column per series (variant.metric, subnet.free_ips, ...)."""
+    """One record -> {column: value}: a column per series (variant.metric, front_door.metric, subnet.free_ips, ...)."""
     row: dict[str, Any] = {k: record.get(k) for k in ("slot", "due", "time", "missed", "status")}
     row["errors"] = len(record.get("errors") or [])
     row["events"] = len(record.get("events") or [])
@@ -201,6 +201,8 @@ def flatten(record: dict[str, Any]) -> dict[str, Any]:
     for variant, series in (record.get("metrics") or {}).items():
         for key, value in series.items():
             row[f"{variant}.{key}"] = value
+    for key, value in ((record.get("front_door") or {}).get("metrics") or {}).items():
+        row[f"front_door.{key}"] = value
     for s in record.get("subnets") or []:
         row[f"{s['id']}.free_ips"] = s.get("free_ips")
         row[f"{s['id']}.sagemaker_enis"] = s.get("sagemaker_enis")

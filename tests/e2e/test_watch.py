@@ -66,7 +66,8 @@ def test_once_json_reads_metrics_with_their_statistic(sme, boto, vpc, moto):
     assert got["ModelSetupTime"] == 9.0, got
     assert got["Invocation5XXErrors"] is None, "a series without data should be null"
     assert sample["status"] == "InService" and sample["missed"] is False
-    assert sample["variants"] == [{"name": "AllTraffic", "current_instances": 2, "desired_instances": 2}]
+    assert sample["variants"] == [{"name": "AllTraffic", "current_instances": 2, "desired_instances": 2,
+                                   "instance_type": "ml.m5.large"}], "the instance type comes from the endpoint config"
     assert sorted(s["id"] for s in sample["subnets"]) == sorted(vpc["subnets"]), "subnets come from the model"
     assert sample["headroom"]["total"] == sum(s["free_ips"] for s in sample["subnets"])
     assert sample["errors"] == []
