@@ -4,7 +4,7 @@ A load test through the twin must measure the model, not the twin. So the data p
 on an event loop, without moto:
 
 - InvokeEndpoint while a ``LocalAws`` runs (``patches.sagemaker_runtime.answer``), forwarded to the
-  instances' runtimes over kept-alive connections;
+  instances' runtimes over kept-alive connections (``runtime_pool``);
 - calls to deployed REST APIs (``execute_api.answer``), in a pool of worker threads since a Lambda
   environment is a blocking pipe; the function's own AWS calls come back to this front.
 
@@ -26,6 +26,7 @@ from typing import Any
 
 from sme.local.aws import execute_api
 from sme.local.aws.patches import sagemaker_runtime
+from sme.local.aws.runtime_pool import RuntimePool
 from sme.local.aws.server import Call, Recorder, error_reply, refusal
 
 # not relayed: they describe one hop's connection, not the request (Content-Length is set anew)
@@ -45,8 +46,7 @@ class Front:
         self._workers = ThreadPoolExecutor(API_WORKERS, thread_name_prefix="sme-execute-api")
         self._runner: Any = None
         self._moto: Any = None  # aiohttp.ClientSession to moto's werkzeug
-        self._runtimes: Any = None  # aiohttp.ClientSession to the model runtimes
-        self._runtime_urls: dict[int, Any] = {}
+        self._runtimes = RuntimePool()
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def start(self, host: str, port: int) -> "Front":
@@ -76,8 +76,6 @@ class Front:
         quiet = {"User-Agent", "Accept-Encoding", "Accept", "Content-Type"}  # add nothing the client did not send
         self._moto = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64), auto_decompress=False,
                                            skip_auto_headers=quiet, timeout=aiohttp.ClientTimeout(total=None))
-        self._runtimes = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
-                                               auto_decompress=False, skip_auto_headers=quiet)
         return self
 
     def stop(self) -> None:
@@ -94,7 +92,7 @@ class Front:
     async def _close(self) -> None:
         await self._runner.cleanup()
         await self._moto.close()
-        await self._runtimes.close()
+        self._runtimes.close()
 
     @property
     def url(self) -> str:
@@ -122,28 +120,7 @@ class Front:
         if injected:
             return _response(error_reply(False, *injected))
         return _response(await sagemaker_runtime.answer(path, request.headers, request.content.read,
-                                                        self._post_to_runtime, received))
-
-    async def _post_to_runtime(self, port: int, body: bytes, content_type: str, accept: str,
-                               timeout: float) -> tuple[int, bytes, str]:
-        import aiohttp
-        from yarl import URL
-
-        url = self._runtime_urls.get(port)
-        if url is None:
-            url = self._runtime_urls[port] = URL(f"http://127.0.0.1:{port}/invocations")
-        headers = {"Content-Type": content_type or "application/octet-stream", "Accept": accept or "*/*"}
-        for attempt in (0, 1):  # a kept-alive connection the runtime has just closed: one more, on a new one
-            try:
-                async with self._runtimes.post(url, data=body, headers=headers,
-                                               timeout=aiohttp.ClientTimeout(total=timeout)) as reply:
-                    return reply.status, await reply.read(), reply.headers.get("Content-Type", "")
-            except aiohttp.ServerDisconnectedError as exc:
-                if attempt:
-                    raise OSError(str(exc)) from exc
-            except aiohttp.ClientError as exc:
-                raise OSError(str(exc)) from exc
-        raise AssertionError("unreachable")
+                                                        self._runtimes.post, received))
 
     async def _execute_api(self, request: Any, path: str, received: float) -> Any:
         body = await request.content.read()
