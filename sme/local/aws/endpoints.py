@@ -6,7 +6,7 @@ Installed as ``sme.local.aws.patches.sagemaker.LIFECYCLE.hooks``:
   instance answers /ping (InService), or Failed with the reason when a model can't load;
 - UpdateEndpoint brings up the new fleet beside the old (blue/green), then retires the old one;
 - DeleteEndpoint stops every process and frees every address;
-- InvokeEndpoint (sagemaker-runtime) is forwarded round-robin to the live instances of a variant;
+- InvokeEndpoint (sagemaker-runtime) goes round-robin to the live instances of a variant (``pick``);
 - each instance holds one network interface in a subnet of the model's VpcConfig, spread across AZs.
 
 ``metrics.py`` publishes per-variant CloudWatch metrics from what passes through here, and
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,7 +53,7 @@ class LocalEndpoints:
         self.launcher = launcher or Launcher()
         self.endpoints: dict[tuple[str, str, str], LocalEndpoint] = {}
         self.lock = threading.RLock()
-        self.observers: list[Any] = []  # called with (endpoint, variant, status, model_us, total_us)
+        self.observers: list[Any] = []  # called with (endpoint, variant, instance, status, model_us, overhead_us)
 
     # -- lifecycle hooks -----------------------------------------------------------------------
     def on_create(self, backend: Any, endpoint: Any) -> None:
@@ -100,28 +99,29 @@ class LocalEndpoints:
                 count = len(ep.live.instances.get(variant["VariantName"], []))
                 variant["CurrentInstanceCount"] = variant["DesiredInstanceCount"] = count
 
-    # -- the data plane ------------------------------------------------------------------------
-    def invoke(self, account: str, region: str, name: str, body: bytes, content_type: str, accept: str,
-               target_variant: str | None = None) -> tuple[int, bytes, dict, str]:
-        ep = self._get_key(account, region, name)
+    # -- the data plane (called by the front's InvokeEndpoint, on its event loop) -----------------
+    def pick(self, account: str, region: str, name: str,
+             target_variant: str | None = None) -> tuple[LocalEndpoint, str, Instance]:
+        """The instance for the next request: round-robin over the live variants and their instances.
+        Instances still warming up are not in ``live`` yet: they get no traffic until they answer /ping."""
+        ep = self.endpoints.get((account, region, name))  # one dict read: atomic, no lock on the hot path
         if ep is None or ep.live is None:
             raise LookupError(f"Endpoint {name} of account {account} not found.")
-        variants = [v for v, group in ep.live.instances.items() if group]
-        if target_variant:
-            variants = [v for v in variants if v == target_variant]
+        instances = ep.live.instances
+        variants = [v for v, group in list(instances.items()) if group and (not target_variant or v == target_variant)]
         if not variants:
             raise LookupError(f"Endpoint {name} has no live instances.")
         n = next(ep.rr)
         variant = variants[n % len(variants)]
-        group = ep.live.instances[variant]
-        instance = group[n % len(group)]
-        start = time.perf_counter()
-        status, data, headers = instance.invoke(body, content_type, accept)
-        total_us = (time.perf_counter() - start) * 1e6
-        model_us = float(headers.get("x-model-latency-us") or total_us)
+        group = tuple(instances.get(variant) or ())  # the control loop may resize the list meanwhile
+        if not group:
+            raise LookupError(f"Endpoint {name} has no live instances.")
+        return ep, variant, group[n % len(group)]
+
+    def observe(self, ep: LocalEndpoint, variant: str, instance: Instance, status: int, model_us: float,
+                overhead_us: float) -> None:
         for observer in self.observers:
-            observer(ep, variant, instance, status, model_us, total_us)
-        return status, data, headers, variant
+            observer(ep, variant, instance, status, model_us, overhead_us)
 
     # -- scaling (used by scaler.py) -----------------------------------------------------------
     def resize(self, ep: LocalEndpoint, endpoint: Any, variant: str, count: int) -> None:

@@ -15,7 +15,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +33,6 @@ class Instance:
     eni_id: str | None = None
     subnet_id: str | None = None
     started: float = field(default_factory=time.time)
-    _local: threading.local = field(default_factory=threading.local, repr=False)
 
     def state(self) -> tuple[str, str]:
         """('starting' | 'ready' | 'failed', reason)."""
@@ -62,26 +60,6 @@ class Instance:
             return ok
         except OSError:
             return False
-
-    def invoke(self, body: bytes, content_type: str, accept: str, timeout: float = 60) -> tuple[int, bytes, dict]:
-        conn = getattr(self._local, "conn", None)
-        for attempt in (0, 1):
-            if conn is None:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-                self._local.conn = conn
-            try:
-                conn.request("POST", "/invocations", body=body,
-                             headers={"Content-Type": content_type or "application/octet-stream",
-                                      "Accept": accept or "*/*"})
-                resp = conn.getresponse()
-                data = resp.read()
-                return resp.status, data, {k.lower(): v for k, v in resp.getheaders()}
-            except (OSError, http.client.HTTPException):
-                conn.close()
-                conn = self._local.conn = None
-                if attempt:
-                    raise
-        raise RuntimeError("unreachable")
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -3,7 +3,9 @@
 Per variant, every ``period`` seconds: Invocations, InvocationsPerInstance, Invocation4XXErrors,
 Invocation5XXErrors (Sum), ModelLatency and OverheadLatency (microseconds, as distributions: Values
 with Counts, so that CloudWatch's percentiles work) in AWS/SageMaker; CPUUtilization and MemoryUtilization of the instances' processes (percent, summed over
-an instance's cores as SageMaker does, averaged over instances) in /aws/sagemaker/Endpoints.
+an instance's cores as SageMaker does, averaged over instances) in /aws/sagemaker/Endpoints. The front
+door's metrics (AWS/ApiGateway, AWS/Lambda) come from ``front_door_metrics``. Data older than ten
+minutes is rolled up to one point per minute, so a long run keeps CloudWatch's store bounded.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-
 HISTORY_S = 600.0  # how far back invocation counts are kept for the scaler
+ROLL_UP_AFTER_S = 600.0  # the twin's few-second data points become per-minute ones after this long
+ROLL_UP_EVERY_S = 60.0
+TWIN_NAMESPACES = ("AWS/SageMaker", "/aws/sagemaker/Endpoints", "AWS/ApiGateway", "AWS/Lambda")
 SIGNIFICANT_DIGITS = 3  # a latency is kept to 3 significant digits: within 0.5%, a bounded set per period
 VALUES_PER_DATUM = 150  # PutMetricData's limit of distinct Values in one datum
 
@@ -36,10 +40,10 @@ def rounded(value: float, digits: int = SIGNIFICANT_DIGITS) -> float:
     return round(value, digits - 1 - int(math.floor(math.log10(value))))
 
 
-def distribution_data(name: str, dims: list, values: Counter) -> list[dict]:
+def distribution_data(name: str, dims: list, values: Counter, unit: str = "Microseconds") -> list[dict]:
     """PutMetricData entries (Values with Counts, at most 150 distinct values each) for one period."""
     items = sorted(values.items())
-    return [{"MetricName": name, "Dimensions": dims, "Unit": "Microseconds",
+    return [{"MetricName": name, "Dimensions": dims, "Unit": unit,
              "Values": [float(v) for v, _ in items[i:i + VALUES_PER_DATUM]],
              "Counts": [float(c) for _, c in items[i:i + VALUES_PER_DATUM]]}
             for i in range(0, len(items), VALUES_PER_DATUM)]
@@ -47,6 +51,8 @@ def distribution_data(name: str, dims: list, values: Counter) -> list[dict]:
 
 class MetricsPublisher:
     def __init__(self, endpoints: Any, period: float = 5.0):
+        from sme.local.aws.front_door_metrics import FrontDoorMetrics  # it builds on this module's helpers
+
         self.endpoints = endpoints
         self.period = period
         self.lock = threading.Lock()
@@ -54,9 +60,12 @@ class MetricsPublisher:
         self.history: dict[tuple[str, str, str, str], list[tuple[float, int]]] = defaultdict(list)
         self._procs: dict[int, Any] = {}
         self.last_cpu: dict[tuple[str, str, str, str], float] = {}  # what was last published, per variant
+        self.front_door = FrontDoorMetrics()  # fed by execute_api.OBSERVERS while a LocalAws runs
+        self._published: set[tuple[str, str]] = set()  # (account, region) of every CloudWatch published to
+        self._rolled_up_at = 0.0
         endpoints.observers.append(self.observe)
 
-    def observe(self, ep: Any, variant: str, instance: Any, status: int, model_us: float, total_us: float) -> None:
+    def observe(self, ep: Any, variant: str, instance: Any, status: int, model_us: float, overhead_us: float) -> None:
         with self.lock:
             w = self.windows[(ep.account, ep.region, ep.name, variant)]
             w.invocations += 1
@@ -65,7 +74,7 @@ class MetricsPublisher:
             elif status >= 500:
                 w.errors_5xx += 1
             w.model_us[rounded(model_us)] += 1
-            w.overhead_us[rounded(max(0.0, total_us - model_us))] += 1
+            w.overhead_us[rounded(max(0.0, overhead_us))] += 1
 
     def flush(self, now: float) -> None:
         with self.lock:
@@ -81,6 +90,29 @@ class MetricsPublisher:
                 while history and history[0][0] < now - HISTORY_S:  # the scaler looks back a window only
                     history.pop(0)
                 self._publish(ep, variant, instances, w)
+                self._published.add((ep.account, ep.region))
+        self._published.update(self.front_door.flush())
+        if now - self._rolled_up_at >= ROLL_UP_EVERY_S:
+            self._roll_up(now)
+
+    def _roll_up(self, now: float) -> None:
+        """Keep CloudWatch's store bounded over a long run: SageMaker publishes per-minute data points, and the
+        twin its few-second ones only for quick feedback, so what is older than ROLL_UP_AFTER_S becomes one
+        data point per metric and minute (every statistic and percentile of a period of a minute or more
+        stays exact). Processes that have exited are forgotten too."""
+        from datetime import datetime, timezone
+
+        from moto.cloudwatch.models import cloudwatch_backends
+
+        from sme.local.aws.patches.cloudwatch import roll_up
+
+        self._rolled_up_at = now
+        before = datetime.fromtimestamp(now - ROLL_UP_AFTER_S, tz=timezone.utc)
+        for account, region in sorted(self._published):
+            roll_up(cloudwatch_backends[account][region], TWIN_NAMESPACES, before)
+        for pid, proc in list(self._procs.items()):
+            if not proc.is_running():
+                del self._procs[pid]
 
     def invocations_since(self, key: tuple[str, str, str, str], since: float) -> int:
         return sum(n for t, n in self.history.get(key, []) if t > since)

@@ -1,28 +1,31 @@
-"""A moto server on loopback, wrapped so that the host process can see and steer every call.
+"""The twin's server on loopback: a fast front for the data plane, moto behind it for the control plane.
 
-``MotoServer`` serves moto's backends in a thread of the current process (so the process can extend
-them, see ``sme.local.aws.patches.sagemaker``) through a small WSGI middleware that
+``MotoServer`` owns the twin's one port with the asynchronous front (``sme.local.aws.front``), which
+answers the data plane itself (InvokeEndpoint while a ``LocalAws`` runs, and calls to deployed REST APIs)
+and relays every other request to moto's backends. Those run in a thread of the current process (so the
+process can extend them, see ``sme.local.aws.patches.sagemaker``), served by werkzeug on a second
+loopback port through a small WSGI middleware, the ``Recorder``, that
 
-- records each call as a ``Call`` (service, operation, mutating?) for tests that count API calls;
+- records each call as a ``Call`` (service, operation, mutating?) for tests that count API calls (the
+  front records the data plane's calls there too); the last CALLS_KEPT are kept;
 - lets a ``fault`` hook answer a call with an error instead of moto (throttling, 500s), for fault tests;
-- hands InvokeEndpoint to the twin's model runtimes while a ``LocalAws`` runs (``patches.sagemaker_runtime``);
-- answers calls to deployed REST APIs (``/restapis/{id}/{stage}/_user_request_/...``) itself, running
-  their Lambda proxies for real (``sme.local.aws.execute_api``).
+- lets an ``after`` hook act once moto has carried a call out (crash tests).
 
 Moto's own endpoints (``/moto-api/...``) pass through unrecorded.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs
 
 from sme.local.aws import execute_api
-from sme.local.aws.patches import sagemaker_runtime
 from sme.local.aws.wsgi import read_body
 
 MUTATING_PREFIXES = ("Create", "Update", "Delete", "Put", "Register", "Deregister", "Attach", "Detach",
@@ -30,6 +33,7 @@ MUTATING_PREFIXES = ("Create", "Update", "Delete", "Put", "Register", "Deregiste
                      "Set", "Enable", "Disable", "Import", "Copy", "Complete", "Abort", "Publish")
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/")
 _RPC_V2 = re.compile(r"/service/[^/]+/operation/([A-Za-z]+)")
+CALLS_KEPT = 20_000  # a long demo makes millions of calls: tests look at the last few hundred
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,7 @@ class Recorder:
 
     def __init__(self, app: Any):
         self.app = app
-        self.calls: list[Call] = []
+        self.calls: deque[Call] = deque(maxlen=CALLS_KEPT)
         self.fault: Fault | None = None
         # called once moto has carried a call out, before its reply leaves: crash tests kill the caller here
         self.after: Callable[[Call], None] | None = None
@@ -73,25 +77,25 @@ class Recorder:
             return _forbidden(start_response, refused)
         if path.startswith("/moto-api"):
             return self.app(environ, start_response)
-        if execute_api.is_execute_api(path):  # a call to a deployed REST API, not to AWS's control plane
-            with self._lock:
-                self.calls.append(Call("execute-api", f"{environ.get('REQUEST_METHOD')} {path}", "INVOKE", path))
-            return execute_api.handle(environ, start_response)
         call = self._identify(environ)
-        with self._lock:
-            self.calls.append(call)
-            fault = self.fault
-        injected = fault(call) if fault else None
+        injected = self.record(call)
         if injected:
-            return _error_response(start_response, environ, *injected)
-        if sagemaker_runtime.is_invocation(environ):  # the twin's endpoints answer, not moto's canned replies
-            return sagemaker_runtime.handle(environ, start_response)
+            status, headers, body = error_reply(bool(environ.get("HTTP_X_AMZ_TARGET")), *injected)
+            start_response(f"{status} {_REASONS.get(status, 'Error')}", headers)
+            return [body]
         reply = self.app(environ, start_response)
         after = self.after
         if after:
             reply = list(reply)  # moto has answered in full
             after(call)
         return reply
+
+    def record(self, call: Call, with_fault: bool = True) -> "tuple[int, str, str] | None":
+        """Keep the call; the fault to answer it with, if the fault hook wants one."""
+        with self._lock:
+            self.calls.append(call)
+            fault = self.fault if with_fault else None
+        return fault(call) if fault else None
 
     def _identify(self, environ: dict) -> Call:
         method = environ.get("REQUEST_METHOD", "GET")
@@ -126,15 +130,18 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
 def refuse_browsers(environ: dict) -> str | None:
+    """Why a request must be refused, or None (see ``refusal``)."""
+    return refusal(environ.get("REQUEST_METHOD", ""), environ.get("HTTP_ORIGIN"), environ.get("HTTP_HOST", ""))
+
+
+def refusal(method: str, origin: str | None, host_header: str) -> str | None:
     """Why a request must be refused, or None. The twin runs models' code as the user, so a web page in the
     user's browser must not reach it: no cross-origin request or CORS preflight (moto itself answers any
     Origin with permissive CORS), and no Host that is not loopback (DNS rebinding). AWS SDKs and CLIs send
-    no Origin header."""
-    origin = environ.get("HTTP_ORIGIN")
-    if origin is not None or environ.get("REQUEST_METHOD") == "OPTIONS":
+    no Origin header. Both the front and the recorder behind it apply this."""
+    if origin is not None or method == "OPTIONS":
         return f"cross-origin request refused (Origin: {origin or '-'}): the local AWS serves programs, not web pages"
-    host = environ.get("HTTP_HOST", "").rsplit(":", 1)[0] if not environ.get("HTTP_HOST", "").startswith("[") \
-        else environ.get("HTTP_HOST", "").split("]")[0] + "]"
+    host = host_header.rsplit(":", 1)[0] if not host_header.startswith("[") else host_header.split("]")[0] + "]"
     if host and not (host in LOOPBACK_HOSTS or host.endswith(".localhost")):
         return f"request for host {host} refused: the local AWS answers only on loopback names"
     return None
@@ -146,24 +153,23 @@ def _forbidden(start_response: Callable, message: str) -> list[bytes]:
     return [body]
 
 
-def _error_response(start_response: Callable, environ: dict, status: int, code: str, message: str) -> list[bytes]:
-    import json
+_REASONS = {400: "Bad Request", 429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
 
-    reason = {400: "Bad Request", 429: "Too Many Requests", 500: "Internal Server Error",
-              503: "Service Unavailable"}.get(status, "Error")
-    if environ.get("HTTP_X_AMZ_TARGET"):
+
+def error_reply(json_protocol: bool, status: int, code: str, message: str) -> tuple[int, list, bytes]:
+    """An injected fault as AWS shapes errors: JSON for X-Amz-Target calls, XML for the others."""
+    if json_protocol:
         body = json.dumps({"__type": code, "message": message}).encode()
         headers = [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-ErrorType", code)]
     else:
         body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message>"
                 f"</Error><RequestId>sme-fault</RequestId></ErrorResponse>").encode()
         headers = [("Content-Type", "text/xml"), ("x-amzn-ErrorType", code)]
-    start_response(f"{status} {reason}", headers + [("Content-Length", str(len(body)))])
-    return [body]
+    return status, headers + [("Content-Length", str(len(body)))], body
 
 
 class MotoServer:
-    """moto's server app behind the Recorder, in a daemon thread on 127.0.0.1."""
+    """The twin's front on host:port, and moto's app behind the Recorder in a werkzeug thread on loopback."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self.host = host
@@ -171,20 +177,27 @@ class MotoServer:
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self.recorder: Recorder | None = None
+        self.front: Any = None
 
     def start(self) -> "MotoServer":
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
         from werkzeug.serving import make_server
 
         from sme.local.aws import patches
+        from sme.local.aws.front import Front
 
         patches.install_all()
         logging.getLogger("werkzeug").setLevel(logging.CRITICAL)  # moto answers errors itself
         self.recorder = Recorder(DomainDispatcherApplication(create_backend_app))
-        self._server = make_server(self.host, self.port, self.recorder, threaded=True)
-        self.port = self._server.server_port
+        self._server = make_server("127.0.0.1", 0, self.recorder, threaded=True)
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
         self._thread.start()
+        try:
+            self.front = Front(self.recorder, self._server.server_port).start(self.host, self.port)
+        except OSError:
+            self._stop_moto()
+            raise
+        self.port = self.front.port
         return self
 
     @property
@@ -205,6 +218,11 @@ class MotoServer:
 
     def stop(self) -> None:
         execute_api.reset()
+        if self.front:
+            self.front.stop()
+        self._stop_moto()
+
+    def _stop_moto(self) -> None:
         if self._server:
             self._server.shutdown()
             self._server.server_close()

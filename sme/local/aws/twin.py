@@ -1,7 +1,8 @@
 """The local AWS: a moto server extended by sme, whose SageMaker endpoints are real model runtimes.
 
-``LocalAws().start()`` serves on 127.0.0.1 and runs a control loop that publishes CloudWatch metrics and
-applies target-tracking policies. Every sme command works against it unchanged through
+``LocalAws().start()`` serves on 127.0.0.1 (the data plane on a fast asynchronous front, the control plane
+on moto: ``server.py``) and runs a control loop that publishes CloudWatch metrics and applies
+target-tracking policies. Every sme command works against it unchanged through
 ``AWS_ENDPOINT_URL``. Used by `sme local start` (foreground) and `sme demo` (in process).
 """
 
@@ -34,12 +35,14 @@ class LocalAws:
         self._loop: threading.Thread | None = None
 
     def start(self) -> "LocalAws":
+        from sme.local.aws import execute_api
         from sme.local.aws.patches import sagemaker_runtime
         from sme.local.aws.patches.sagemaker import LIFECYCLE
 
         self.server.start()
         LIFECYCLE.hooks = self.endpoints
         sagemaker_runtime.forward_to_runtimes(self.endpoints)
+        execute_api.OBSERVERS.append(self.metrics.front_door.observe)
         self._loop = threading.Thread(target=self._run, name="sme-local-control", daemon=True)
         self._loop.start()
         return self
@@ -68,8 +71,12 @@ class LocalAws:
                 print(f"sme local: control loop: {type(exc).__name__}: {exc}", flush=True)
 
     def stop(self) -> None:
+        from sme.local.aws import execute_api
         from sme.local.aws.patches import sagemaker_runtime
         from sme.local.aws.patches.sagemaker import LIFECYCLE
+
+        if self.metrics.front_door.observe in execute_api.OBSERVERS:
+            execute_api.OBSERVERS.remove(self.metrics.front_door.observe)
 
         self._stop.set()
         if self._loop:

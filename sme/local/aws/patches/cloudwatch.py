@@ -27,7 +27,9 @@ from typing import Any
 
 PERCENTILE = re.compile(r"^p(\d{1,3}(\.\d+)?)$")
 BASIC = ("SampleCount", "Average", "Sum", "Minimum", "Maximum")
+RETENTION = timedelta(days=15)  # how long CloudWatch keeps per-minute data points
 _INSTALLED = False
+_DISTRIBUTION: Any = None  # the Distribution datum class, defined by install()
 
 
 def install() -> None:
@@ -76,11 +78,57 @@ def install() -> None:
                 unique.setdefault((md.namespace, md.name, _dims_of(md)), md)
         return list(unique.values())
 
+    global _DISTRIBUTION
+    _DISTRIBUTION = Distribution
     CloudWatchBackend.put_metric_data = put_metric_data
     CloudWatchBackend.get_metric_data = get_metric_data
     CloudWatchBackend.get_filtered_metrics = get_filtered_metrics
     CloudWatchResponse.get_metric_statistics = _get_metric_statistics_response
     _INSTALLED = True
+
+
+def roll_up(backend: Any, namespaces: tuple[str, ...], before: datetime) -> None:
+    """Merge the namespaces' data points older than ``before`` into one per metric and minute, and drop those
+    older than CloudWatch's retention. A merged point holds every value with its count, so each statistic
+    (percentiles too) of a period of a minute or more is what it was. Statistic sets stay as they were."""
+    install()
+    snapshot = backend.metric_data
+    seen = len(snapshot)
+    kept: list[Any] = []
+    minutes: dict[tuple, list[tuple[float, float]]] = {}
+    firsts: dict[tuple, Any] = {}
+    oldest = before - RETENTION
+    for md in snapshot[:seen]:
+        stamp = _utc(md.timestamp)
+        mergeable = hasattr(md, "value") or hasattr(md, "distribution")
+        if md.namespace not in namespaces or stamp >= before or not mergeable or getattr(md, "rolled_up", False):
+            if not (md.namespace in namespaces and stamp < oldest):
+                kept.append(md)
+            continue
+        key = (md.namespace, md.name, _dims_of(md), md.unit, stamp.replace(second=0, microsecond=0))
+        minutes.setdefault(key, []).extend(md.distribution if hasattr(md, "distribution") else [(md.value, 1.0)])
+        firsts.setdefault(key, md)
+    rolled = [_merged(firsts[key], key[4], pairs) for key, pairs in minutes.items() if key[4] >= oldest]
+    backend.metric_data = rolled + kept + backend.metric_data[seen:]  # what was put meanwhile stays
+
+
+def _merged(first: Any, minute: datetime, pairs: list[tuple[float, float]]) -> Any:
+    counts: dict[float, float] = {}
+    for value, count in pairs:
+        counts[value] = counts.get(value, 0.0) + count
+    dims = [{"Name": d.name, "Value": d.value} for d in first.dimensions]
+    stamp = minute if first.timestamp.tzinfo else minute.replace(tzinfo=None)  # as moto keeps its timestamps
+    datum = _DISTRIBUTION(first.namespace, {"MetricName": first.name, "Dimensions": dims, "Unit": first.unit,
+                                            "Timestamp": stamp, "Values": list(counts),
+                                            "Counts": list(counts.values())})
+    datum.rolled_up = True
+    return datum
+
+
+def _utc(stamp: datetime) -> datetime:
+    from datetime import timezone
+
+    return stamp.replace(tzinfo=timezone.utc) if stamp.tzinfo is None else stamp.astimezone(timezone.utc)
 
 
 def _get_metric_statistics_response(self: Any) -> Any:

@@ -14,24 +14,35 @@ AWS behaviour reproduced (the InvokeEndpoint API reference; error shapes from bo
   with HTTP 413 before it reaches the model, as AWS refuses it ("HTTP content length exceeded ...");
 - a request without a Signature Version 4 ``Authorization`` answers 403 ``MissingAuthenticationTokenException``.
 
+- a container that does not answer within 60 s (or cannot be reached) gives 424 ``ModelError`` "Received
+  server error (0) from primary with message "Your invocation timed out ..."";
+- ``ModelLatency`` is the time the container took as the service sees it (sending the request, the
+  inference, fetching the reply); ``OverheadLatency`` is the rest of the time from receiving the request
+  to answering it: what the service itself added (both recorded per variant by the endpoints' observers).
+
 moto 5.2 answers canned bodies for any endpoint name, takes a handler's status only from a ``status``
 header, parses a form-urlencoded body as a form and decodes every body as UTF-8 (HTML 500 on other
-bytes). So while a ``LocalAws`` runs, the twin answers this operation itself, in front of moto
-(``handle``, called by the server's call recorder); without one, moto's canned replies stand.
+bytes). So while a ``LocalAws`` runs, the twin's front (``sme.local.aws.front``) answers this operation
+itself with ``answer``, on its event loop; without one, the front relays it to moto's canned replies.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from typing import Any, Callable, Iterable
-
-from sme.local.aws.wsgi import read_body
+import time
+from typing import Any, Awaitable, Callable
 
 ROUTE = re.compile(r"^/endpoints/([^/]+)/invocations$")
 MAX_BODY_BYTES = 6291456
+MODEL_TIMEOUT_S = 60.0  # InvokeEndpoint's limit for a real-time container's reply
 _SCOPE = re.compile(r"Credential=([^/]+)/\d{8}/([^/]+)/")
 _ENDPOINTS: Any = None  # the LocalEndpoints answering InvokeEndpoint, or None: moto's canned replies
+_ACCOUNTS: dict[str, str] = {}  # access key -> account (moto's lookup, cached: it runs on every call)
+
+Reply = tuple[int, list, bytes]  # (HTTP status, headers, body)
+# (port, body, content type, accept, timeout) -> (status, body, content type); raises OSError or TimeoutError
+Post = Callable[[int, bytes, str, str, float], Awaitable[tuple[int, bytes, str]]]
 
 
 def forward_to_runtimes(endpoints: Any) -> None:
@@ -46,59 +57,78 @@ def stop_forwarding(endpoints: Any) -> None:
         _ENDPOINTS = None
 
 
-def is_invocation(environ: dict) -> bool:
-    return _ENDPOINTS is not None and environ.get("REQUEST_METHOD") == "POST" \
-        and ROUTE.match(environ.get("PATH_INFO", "")) is not None
+def is_invocation(method: str, path: str) -> bool:
+    return _ENDPOINTS is not None and method == "POST" and ROUTE.match(path) is not None
 
 
-def handle(environ: dict, start_response: Callable) -> Iterable[bytes]:
+async def answer(path: str, headers: Any, read_body: Callable[[], Awaitable[bytes]], post: Post,
+                 received: float) -> Reply:
+    """InvokeEndpoint as AWS answers it; ``received`` is when the request arrived (time.perf_counter())."""
     endpoints = _ENDPOINTS
-    scope = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
-    if scope is None:
-        return _error(start_response, 403, "MissingAuthenticationTokenException", "Missing Authentication Token")
+    scope = _SCOPE.search(headers.get("Authorization", ""))
+    if scope is None or endpoints is None:
+        return _error(403, "MissingAuthenticationTokenException", "Missing Authentication Token")
     try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
+        length = int(headers.get("Content-Length") or 0)
     except ValueError:
         length = 0
-    body = read_body(environ)
-    if max(length, len(body)) > MAX_BODY_BYTES:
-        return _error(start_response, 413, "", f"HTTP content length exceeded {MAX_BODY_BYTES} bytes.")
-    from moto.iam.models import get_account_id_from
-
-    account, region = get_account_id_from(scope.group(1)), scope.group(2)
-    name = ROUTE.match(environ["PATH_INFO"]).group(1)  # type: ignore[union-attr]
+    if length > MAX_BODY_BYTES:  # refused before it is read, as AWS does
+        return _too_large()
+    body = await read_body()
+    if len(body) > MAX_BODY_BYTES:
+        return _too_large()
+    account, region = _account(scope.group(1)), scope.group(2)
+    name = ROUTE.match(path).group(1)  # type: ignore[union-attr]
     try:
-        status, data, headers, variant = endpoints.invoke(
-            account, region, name, body, environ.get("CONTENT_TYPE", ""), environ.get("HTTP_ACCEPT", ""),
-            environ.get("HTTP_X_AMZN_SAGEMAKER_TARGET_VARIANT"))
+        ep, variant, instance = endpoints.pick(account, region, name, headers.get("X-Amzn-SageMaker-Target-Variant"))
     except LookupError:
-        return _error(start_response, 400, "ValidationError", f"Endpoint {name} of account {account} not found.")
-    if status >= 400:
-        return _model_error(start_response, status, data, account, region, name)
-    start_response("200 OK", [("Content-Type", headers.get("content-type", "application/octet-stream")),
-                              ("x-Amzn-Invoked-Production-Variant", variant),
-                              ("Content-Length", str(len(data)))])
-    return [data]
+        return _error(400, "ValidationError", f"Endpoint {name} of account {account} not found.")
+    sent = time.perf_counter()
+    try:
+        status, data, content_type = await post(instance.port, body, headers.get("Content-Type", ""),
+                                                headers.get("Accept", ""), MODEL_TIMEOUT_S)
+    except (OSError, TimeoutError):  # no reply: AWS's words for a container that did not answer in time
+        status, data, content_type = 0, (b"Your invocation timed out while waiting for a response from container "
+                                         b"primary."), ""
+    model_s = time.perf_counter() - sent
+    if 0 < status < 400:  # a 204 (an empty body) is a 200 with no body, as before
+        reply: Reply = (200, [("Content-Type", content_type or "application/octet-stream"),
+                              ("x-Amzn-Invoked-Production-Variant", variant)], data)
+    else:
+        reply = _model_error(status, data, account, region, name)
+    overhead_s = time.perf_counter() - received - model_s
+    endpoints.observe(ep, variant, instance, status if status else 500, model_s * 1e6, overhead_s * 1e6)
+    return reply
 
 
-def _model_error(start_response: Callable, status: int, data: bytes, account: str, region: str,
-                 name: str) -> list[bytes]:
+def _account(access_key: str) -> str:
+    account = _ACCOUNTS.get(access_key)
+    if account is None:
+        from moto.iam.models import get_account_id_from
+
+        account = _ACCOUNTS[access_key] = get_account_id_from(access_key)
+    return account
+
+
+def _too_large() -> Reply:
+    return _error(413, "", f"HTTP content length exceeded {MAX_BODY_BYTES} bytes.")
+
+
+def _model_error(status: int, data: bytes, account: str, region: str, name: str) -> Reply:
     original = data.decode("utf-8", "replace")
-    kind = "client" if status < 500 else "server"
+    kind = "client" if 400 <= status < 500 else "server"
     group = f"/aws/sagemaker/Endpoints/{name}"
     message = (f'Received {kind} error ({status}) from primary with message "{original}". See '
                f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#logEventViewer:"
                f"group={group} in account {account} for more information.")
-    return _error(start_response, 424, "ModelError", message, OriginalStatusCode=status, OriginalMessage=original,
+    return _error(424, "ModelError", message, OriginalStatusCode=status, OriginalMessage=original,
                   LogStreamArn=f"arn:aws:logs:{region}:{account}:log-group:{group}")
 
 
-def _error(start_response: Callable, status: int, code: str, message: str, **fields: Any) -> list[bytes]:
-    reasons = {400: "Bad Request", 403: "Forbidden", 413: "Request Entity Too Large", 424: "Failed Dependency"}
+def _error(status: int, code: str, message: str, **fields: Any) -> Reply:
     # ModelError's body spells its members as the service model does (Message, OriginalStatusCode, ...)
     payload = json.dumps({"Message" if fields else "message": message, **fields}).encode()
-    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]
+    headers = [("Content-Type", "application/json")]
     if code:
         headers.append(("x-amzn-ErrorType", code))
-    start_response(f"{status} {reasons[status]}", headers)
-    return [payload]
+    return status, headers, payload
