@@ -27,7 +27,7 @@ from typing import Any
 from sme.local.aws import execute_api
 from sme.local.aws.patches import sagemaker_runtime
 from sme.local.aws.runtime_pool import RuntimePool
-from sme.local.aws.server import Call, Recorder, error_reply, refusal
+from sme.local.aws.recorder import Call, Recorder, error_reply, refusal
 
 # not relayed: they describe one hop's connection, not the request (Content-Length is set anew)
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",

@@ -19,7 +19,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sme.local.aws.metrics import distribution_data, rounded
+from sme.local.aws.metric_data import distribution_data, rounded
 
 
 @dataclass

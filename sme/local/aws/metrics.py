@@ -10,18 +10,18 @@ minutes is rolled up to one point per minute, so a long run keeps CloudWatch's s
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from sme.local.aws.front_door_metrics import FrontDoorMetrics
+from sme.local.aws.metric_data import distribution_data, rounded
+
 HISTORY_S = 600.0  # how far back invocation counts are kept for the scaler
 ROLL_UP_AFTER_S = 600.0  # the twin's few-second data points become per-minute ones after this long
 ROLL_UP_EVERY_S = 60.0
 TWIN_NAMESPACES = ("AWS/SageMaker", "/aws/sagemaker/Endpoints", "AWS/ApiGateway", "AWS/Lambda")
-SIGNIFICANT_DIGITS = 3  # a latency is kept to 3 significant digits: within 0.5%, a bounded set per period
-VALUES_PER_DATUM = 150  # PutMetricData's limit of distinct Values in one datum
 
 
 @dataclass
@@ -33,25 +33,8 @@ class Window:
     overhead_us: Counter = field(default_factory=Counter)
 
 
-def rounded(value: float, digits: int = SIGNIFICANT_DIGITS) -> float:
-    """A latency to ``digits`` significant digits: a period's distinct values stay few whatever the rate."""
-    if value <= 0:
-        return 0.0
-    return round(value, digits - 1 - int(math.floor(math.log10(value))))
-
-
-def distribution_data(name: str, dims: list, values: Counter, unit: str = "Microseconds") -> list[dict]:
-    """PutMetricData entries (Values with Counts, at most 150 distinct values each) for one period."""
-    items = sorted(values.items())
-    return [{"MetricName": name, "Dimensions": dims, "Unit": unit,
-             "Values": [float(v) for v, _ in items[i:i + VALUES_PER_DATUM]],
-             "Counts": [float(c) for _, c in items[i:i + VALUES_PER_DATUM]]}
-            for i in range(0, len(items), VALUES_PER_DATUM)]
-
-
 class MetricsPublisher:
     def __init__(self, endpoints: Any, period: float = 5.0):
-        from sme.local.aws.front_door_metrics import FrontDoorMetrics  # it builds on this module's helpers
 
         self.endpoints = endpoints
         self.period = period
