@@ -94,3 +94,12 @@ def test_a_pause_at_rate_zero_sends_nothing_and_the_next_stage_resumes_on_time()
     # arrival 10 is due when the integral reaches 10: at 1.0 s, as the pause begins; then 11 at 3.1 s
     want = [k / 10 for k in range(11)] + [3 + k / 10 for k in range(1, 10)]
     assert list(ArrivalClock(schedule)) == pytest.approx(want, abs=1e-9)
+
+
+def test_a_ramp_down_to_zero_keeps_its_last_arrival():
+    # 10 -> 0 req/s over 2.02 s (slope -10 / 2.02): integral 10 tau - (10 / 2.02) tau^2 / 2 = j, 10.1 in all,
+    # so arrival j = 10 is due near the ramp's end, where the root's discriminant is below 1
+    slope = -10 / 2.02
+    want = [k / 10 for k in range(10)] + [1 + (-10 + math.sqrt(100 + 2 * slope * j)) / slope for j in range(11)]
+    got = list(ArrivalClock(Schedule([Stage(1, rate=10, kind="rate"), Stage(2.02, rate=0, ramp=2.02, kind="rate")])))
+    assert got == pytest.approx(want, abs=1e-9)

@@ -67,3 +67,67 @@ def test_a_late_batch_for_a_settled_second_is_counted_once_in_its_row():
     tally.add(late.drain())
     assert counts(tally.corrected[1000]) == (2, 1, 1) and counts(tally.whole) == (2, 1, 1)
     assert tally.settle(1001) == [], "nothing new to hand out"
+
+
+def test_the_histogram_a_summary_carries_decodes_to_the_same_counts():
+    from hdrh.histogram import HdrHistogram
+
+    from sme.loadtest.stats import encode
+
+    tally = two_processes()
+    for window in (tally.whole, tally.stages[0], tally.window(1000, 1002)):
+        decoded = HdrHistogram.decode(encode(window.histogram()))
+        assert decoded.get_total_count() == window.requests
+        assert decoded.get_value_at_percentile(50) == window.histogram().get_value_at_percentile(50)
+    assert Window().percentiles_ms(50, 99) == [None, None], "no request, no percentile"
+
+
+def test_the_live_window_merges_the_recent_seconds_it_spans():
+    tally = two_processes()
+    assert counts(tally.window(1000, 1002)) == (3, 1, 1)
+    assert counts(tally.window(1001.5, 1003)) == (2, 1, 2), "from the start of the second 1001.5 falls in"
+    assert counts(tally.window(1003, 1003)) == (0, 0, 0)
+
+
+def test_error_keys_name_the_status_or_the_exception():
+    from sme.loadtest.stats import error_key
+
+    assert error_key(503, None) == "status:503"
+    assert error_key(0, ConnectionRefusedError()) == "exception:ConnectionRefusedError"
+    assert error_key(None, None) == "exception:Unknown"
+
+
+def test_drops_in_one_second_add_up_and_partial_batches_are_accepted():
+    rec = Recorder()
+    rec.drop(1000.1)
+    rec.drop(1000.8)
+    tally = Tally()
+    tally.add(rec.drain())
+    tally.add({"seconds": {"1000": [[5000, 1], 1, 0]}})  # no errors, no drops: nothing else to add
+    tally.add({"dropped": {"1001": 2}})
+    assert counts(tally.whole) == (1, 0, 4) and list(tally.stages) == [0]
+    back = Tally.from_json({"whole": tally.whole.to_json()})
+    assert counts(back.whole) == (1, 0, 4) and back.stages == {} and back.errors == {}
+
+
+def test_settling_hands_each_second_out_once_and_keeps_the_last_ones_for_late_batches():
+    from sme.loadtest.stats import RETAIN_S
+
+    assert Tally().settle(1005) == [], "nothing recorded yet: no rows"
+    tally = Tally()
+    rec = Recorder()
+    rec.record(1000.5, 5.0, None)
+    tally.add(rec.drain())
+    assert [s for s, _ in tally.settle(1001)] == [1000]
+    rec.record(1001.5, 5.0, None)  # the second being settled next, not a settled one
+    tally.add(rec.drain())
+    assert 1001 not in tally.corrected and [(s, counts(w)) for s, w in tally.settle(1002)] == [(1001, (1, 0, 0))]
+    tally.settle(1000 + RETAIN_S)  # second 1000 is the oldest one still kept whole
+    rec.record(1000.7, 6.0, None)
+    tally.add(rec.drain())
+    assert counts(tally.corrected[1000]) == (2, 0, 0) and 1000 not in tally.partly, "its row, whole again"
+    tally.settle(1000 + RETAIN_S + 5)  # now it is gone: two late batches add up in one partial row
+    for _ in range(2):
+        rec.record(1000.9, 7.0, None)
+        tally.add(rec.drain())
+    assert 1000 in tally.partly and counts(tally.corrected[1000]) == (4, 0, 0)
