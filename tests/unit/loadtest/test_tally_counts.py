@@ -126,8 +126,9 @@ def test_settling_hands_each_second_out_once_and_keeps_the_last_ones_for_late_ba
     rec.record(1000.7, 6.0, None)
     tally.add(rec.drain())
     assert counts(tally.corrected[1000]) == (2, 0, 0) and 1000 not in tally.partly, "its row, whole again"
-    tally.settle(1000 + RETAIN_S + 5)  # now it is gone: two late batches add up in one partial row
+    tally.settle(1000 + RETAIN_S + 5)  # gone from the recent seconds, but its corrected row is kept: later
+    # batches add to that row (still whole), not to a new partial one
     for _ in range(2):
         rec.record(1000.9, 7.0, None)
         tally.add(rec.drain())
-    assert 1000 in tally.partly and counts(tally.corrected[1000]) == (4, 0, 0)
+    assert 1000 not in tally.partly and counts(tally.corrected[1000]) == (4, 0, 0)
