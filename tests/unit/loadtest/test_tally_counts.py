@@ -76,9 +76,16 @@ def test_the_histogram_a_summary_carries_decodes_to_the_same_counts():
 
     tally = two_processes()
     for window in (tally.whole, tally.stages[0], tally.window(1000, 1002)):
-        decoded = HdrHistogram.decode(encode(window.histogram()))
+        text = encode(window.histogram())
+        assert isinstance(text, str), "it goes into summary.json as text"
+        decoded = HdrHistogram.decode(text)
         assert decoded.get_total_count() == window.requests
-        assert decoded.get_value_at_percentile(50) == window.histogram().get_value_at_percentile(50)
+        for p in (50, 99):
+            assert decoded.get_value_at_percentile(p) / 1000.0 == window.percentiles_ms(p)[0]
+    same_bucket = Window()
+    same_bucket.add({5000: 3}, 3)
+    assert same_bucket.histogram().get_total_count() == 3
+    assert same_bucket.histogram().get_value_at_percentile(50) == 5003, "5.000-5.003 ms: one 4 us bucket"
     assert Window().percentiles_ms(50, 99) == [None, None], "no request, no percentile"
 
 
