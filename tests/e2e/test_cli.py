@@ -102,7 +102,10 @@ def test_aws_error_names_operation_and_resource(sme, aws_env):
 def test_verbose_shows_traceback(sme, aws_env):
     env = dict(aws_env, AWS_ENDPOINT_URL="http://127.0.0.1:9")
     result = sme("-v", "status", "--name", "churn", env=env)
-    assert "Traceback" in result.stderr
+    assert result.returncode == 1, result.stderr
+    assert "Traceback (most recent call last)" in result.stderr and "EndpointConnectionError" in result.stderr
+    last = [line for line in result.stderr.splitlines() if line.strip()][-1]
+    assert "DescribeEndpoint" in last and "churn" in last, "the readable message still ends the output"
 
 
 def test_readme_experiment_file_is_valid(tmp_path, model_tar, monkeypatch):

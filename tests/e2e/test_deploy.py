@@ -86,6 +86,19 @@ def test_fresh_deploy_then_repeat_is_a_no_op(sme, vpc, model_tar, moto, boto, aw
     assert len(moto.recorder.calls) > 0, "the repeat deploy should have read the remote state"
 
 
+def test_repeat_deploy_with_role_create_is_a_no_op(sme, vpc, model_tar, moto, boto):
+    """`role: create` makes a role and puts its inline policy; the next deploy reads the policy back (IAM
+    answers it URL-encoded, botocore decodes it) and must find it equal to the one it would write."""
+    first = sme(*deploy_args(vpc, model_tar, role="create"))
+    assert first.returncode == 0, first.stderr
+    [role] = [r for r in boto("iam").list_roles()["Roles"] if r["RoleName"].startswith("sme-churn")]
+    assert boto("iam").list_role_policies(RoleName=role["RoleName"])["PolicyNames"], "the role got no policy"
+    moto.recorder.reset()
+    again = sme(*deploy_args(vpc, model_tar, role="create"))
+    assert again.returncode == 0 and "no changes" in again.stderr, again.stderr
+    assert moto.recorder.mutating() == [], f"repeat deploy made mutating calls: {moto.recorder.mutating()}"
+
+
 def test_count_change_updates_the_endpoint(sme, vpc, model_tar, moto, boto):
     assert sme(*deploy_args(vpc, model_tar, count=2)).returncode == 0
     before = boto("sagemaker").describe_endpoint(EndpointName="churn")["EndpointConfigName"]

@@ -309,10 +309,18 @@ def test_requests_through_the_front_door_run_the_real_proxy_to_the_endpoint(sme,
     via = sme("invoke", "--name", "churn", "--body", "1,2,3", "--via", "gateway")
     assert via.returncode == 0 and via.stdout == "body", via.stderr
 
-    # the plan allows 20 requests/s with a burst of 40: a quick 70 must meet 429s
-    statuses = [post(url, headers={"x-api-key": key})[0] for _ in range(70)]
-    assert statuses.count(429) > 0 and set(statuses) == {200, 429}
-    assert statuses.count(200) <= 40 + 20 * 10  # never more than burst + rate x the seconds it took
+    # the plan allows 20 requests/s with a burst of 40: 70 sent at once (the throttle is checked as each
+    # arrives, before the proxy runs) meet 429s however slow the machine; the token bucket's exact
+    # arithmetic is tested on an injected clock in tests/unit/local/aws/test_usage_plans.py
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(70) as pool:
+        statuses = list(pool.map(lambda _: post(url, headers={"x-api-key": key})[0], range(70)))
+    took = time.monotonic() - started
+    assert set(statuses) == {200, 429}, statuses
+    assert 40 <= statuses.count(200) <= 40 + 20 * took + 1, (statuses.count(200), took)
 
 
 def test_a_load_test_through_the_front_door_reconciles_with_the_gateway(sme, vpc, model_tar, tmp_path, moto):
@@ -362,10 +370,8 @@ def test_invoke_sends_one_request_and_shows_latency(sme, vpc, model_tar, tmp_pat
 
 def test_the_api_key_never_leaves_the_state_file(sme, vpc, model_tar, tmp_path, moto):
     """Every stream and file sme writes in a front-door lifecycle is scanned for the key's value."""
-    import urllib.request
-
-    urllib.request.urlopen(urllib.request.Request(f"{moto.url}/moto-api/config", method="POST",
-                                                  data=json.dumps({"lambda": {"use_docker": False}}).encode())).read()
+    # (no `{"lambda": {"use_docker": false}}` at /moto-api/config: it moves moto's functions to another
+    # backend, where the twin's execute-api cannot find the proxy, and every request through it was a 500)
     cfg = write_config(tmp_path, vpc, model_tar, extra=GATEWAY)
     runs = [sme("-v", "deploy", "-c", cfg, *FAST), sme("-v", "deploy", "-c", cfg, *FAST, "--dry-run"),
             sme("status", "--name", "churn"), sme("status", "--name", "churn", "--json"),
@@ -376,7 +382,9 @@ def test_the_api_key_never_leaves_the_state_file(sme, vpc, model_tar, tmp_path, 
     key = json.loads(state_file.read_text())["secrets"]["api_key"]
     assert len(key) >= 20
     runs.append(sme("-v", "teardown", "--name", "churn"))
-    assert runs[0].returncode == 0 and runs[-1].returncode == 0, runs[0].stderr + runs[-1].stderr
+    # every run did its job: a run that crashed, or a request that never reached the proxy, "leaks nothing"
+    for run in runs:
+        assert run.returncode == 0, (run.args, run.returncode, run.stderr[-2000:])
     for run in runs:
         assert key not in run.stdout and key not in run.stderr, f"the API key leaked from {run.args[3:6]}"
     for path in tmp_path.rglob("*"):

@@ -84,7 +84,9 @@ def test_duration_writes_one_line_per_slot_on_schedule(sme, boto, vpc, tmp_path)
     start = samples[0]["due"]
     for s in samples:
         assert s["due"] == pytest.approx(start + s["slot"], abs=1e-6), "slot k is due at start + k*interval"
-        assert s["time"] - s["due"] < 0.9, f"slot {s['slot']} started {s['time'] - s['due']:.2f}s late"
+        # a slot starts inside its own interval, or is marked missed (how late a busy machine makes it is
+        # not this test's business: the no-drift schedule is tested on a fake clock in the unit tests)
+        assert s["missed"] or s["due"] <= s["time"] < s["due"] + 1.0, f"slot {s['slot']} ran outside its interval: {s}"
     header = (tmp_path / "watch.csv").read_text().splitlines()[0].split(",")
     assert "AllTraffic.Invocations" in header and f"{vpc['subnets'][0]}.free_ips" in header, header
     assert len((tmp_path / "watch.csv").read_text().splitlines()) == 5

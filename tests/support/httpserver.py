@@ -10,8 +10,11 @@ counted:
 
 - ``GET /__sme/stats``: ``{"requests", "by_status", "by_path", "latency_ms": {"p50", ..., "max"}, "first_at",
   "last_at"}`` (wall times of the first and latest counted request)
+- ``GET /__sme/times``: ``[[arrived, answered], ...]``, the wall times (``time.time()``) at which each counted
+  request was read and its answer written, in arrival order (for latency measured from a client's due time)
 - ``GET /__sme/last``: the last counted request (method, path, headers, body)
-- ``POST /__sme/config``: JSON ``{"latency_ms": 5 | [lo, hi] (uniform), "error_every": n,
+- ``POST /__sme/config``: JSON ``{"latency_ms": 5 | [lo, hi] (uniform) | [lo, hi, k] (lo + (hi - lo) * u**k
+  for u uniform in [0, 1): skewed, so that the mean is not the median), "error_every": n,
   "error_status": 503, "seed": 1, "max_concurrency": n}`` (at most n requests served at once, the rest
   queue: a server whose latency grows once the rate passes n / latency)
 - ``POST /__sme/stall``: JSON ``{"seconds": 1.5}``: every request answered during the next 1.5 s is held
@@ -62,7 +65,11 @@ class Behaviour:
 
     def delay(self) -> float:
         lat = self.latency_ms
-        seconds = (self.rng.uniform(lat[0], lat[1]) if isinstance(lat, list) else float(lat)) / 1000.0
+        if isinstance(lat, list):
+            power = lat[2] if len(lat) > 2 else 1.0
+            seconds = (lat[0] + (lat[1] - lat[0]) * self.rng.random() ** power) / 1000.0
+        else:
+            seconds = float(lat) / 1000.0
         stall_left = self.stall_until - time.monotonic()
         return max(seconds, stall_left)
 
@@ -78,6 +85,7 @@ class Counters:
         self.hist = HdrHistogram(1, 3_600_000_000, 3)
         self.last: dict[str, Any] = {}
         self.first_at = self.last_at = 0.0  # wall time of the first and the latest counted request
+        self.times: list[tuple[float, float]] = []  # (arrived, answered) wall times of each counted request
 
     def snapshot(self) -> dict[str, Any]:
         h = self.hist
@@ -122,22 +130,26 @@ class HttpProtocol(asyncio.Protocol):
                 return
             body = self.buf[head_end + 4:head_end + 4 + length]
             self.buf = self.buf[head_end + 4 + length:]
-            self.queue.put_nowait((method, path, headers, body, time.perf_counter()))
+            self.queue.put_nowait((method, path, headers, body, time.perf_counter(), time.time()))
 
     async def serve(self) -> None:
         while True:
             item = await self.queue.get()
             if item is None or self.transport.is_closing():
                 return
-            method, path, headers, body, arrived = item
+            method, path, headers, body, arrived, arrived_wall = item
             status, payload = await self.server.handle(method, path, headers, body, arrived)
             reason = {200: "OK", 404: "Not Found"}.get(status, "Error")
+            # the time held ends as the answer leaves: stamped before the write, so that a client (which reads
+            # the answer on another core while this process may be descheduled) never sees less than it
+            held, answered = time.perf_counter() - arrived, time.time()
             self.transport.write(
                 b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
                 % (status, reason.encode(), len(payload), payload))
             if path.startswith("/__sme/"):
                 continue
-            self.server.counters.hist.record_value(max(1, int((time.perf_counter() - arrived) * 1e6)))
+            self.server.counters.hist.record_value(max(1, int(held * 1e6)))
+            self.server.counters.times.append((arrived_wall, answered))
 
 
 class Server:
@@ -174,6 +186,8 @@ class Server:
             return 200, json.dumps(self.counters.snapshot()).encode()
         if path == "/__sme/last":
             return 200, json.dumps(self.counters.last).encode()
+        if path == "/__sme/times":
+            return 200, json.dumps(sorted(self.counters.times)).encode()
         if path == "/__sme/config":
             self.behaviour.update(data)
             return 200, b"{}"
@@ -250,6 +264,9 @@ class CountingServer:
 
     def last(self) -> dict:
         return self._call("/__sme/last")
+
+    def times(self) -> list[list[float]]:
+        return self._call("/__sme/times")  # type: ignore[return-value]
 
     def configure(self, **cfg: Any) -> None:
         self._call("/__sme/config", cfg)

@@ -110,14 +110,15 @@ def test_arithmetic_matches_hand_computed_values(tmp_path: Path) -> None:
     # knee: step 3, 120 req/s on 2 instances -> 60 req/s per instance
     assert r["knee_step"] == 3
     assert r["rps_per_instance"] == pytest.approx(60.0)
-    assert r["target_invocations_per_instance"] == pytest.approx(60 * 0.5 * 60)  # 1800 per minute
+    assert r["target_invocations_per_instance"] == pytest.approx(1800.0)  # 60 req/s x safety 0.5 x 60 s
     assert r["instances_at_peak"] == 67  # ceil(2000 / 30)
     assert r["instances_no_headroom"] == 34  # ceil(2000 / 60)
     assert r["price"]["usd_per_hour"] == pytest.approx(0.115)
     assert "price table" in r["price"]["source"]
-    assert r["cost"]["usd_per_hour_at_peak"] == pytest.approx(67 * 0.115)  # 7.705
+    assert r["cost"]["usd_per_hour_at_peak"] == pytest.approx(7.705)  # 67 x $0.115
     assert r["cost"]["usd_per_hour_at_minimum"] == pytest.approx(0.115)
-    assert r["cost"]["usd_per_million_inferences_at_peak"] == pytest.approx(7.705 / (2000 * 3600) * 1e6)  # 1.0701
+    # $7.705 an hour for 2000 x 3600 = 7.2 M inferences an hour: $1.0701 per million
+    assert r["cost"]["usd_per_million_inferences_at_peak"] == pytest.approx(1.070139, abs=1e-6)
 
 
 def test_text_output_names_the_price_source_and_the_formula(tmp_path: Path) -> None:

@@ -170,7 +170,8 @@ def _template_matches(template: list[str], want: list[str]) -> bool:
 class UsagePlans:
     """API keys, throttles and quotas of the usage plans, as API Gateway enforces them."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock  # injected by tests, to check the token bucket without sleeping
         self._lock = threading.Lock()
         self._buckets: dict[tuple[str, str], list[float]] = {}  # (plan, key) -> [tokens, last refill]
         self._used: dict[tuple[str, str, str], int] = {}  # (plan, key, period) -> requests
@@ -187,7 +188,7 @@ class UsagePlans:
         return 403, "Forbidden"
 
     def _charge(self, plan: Any, key_id: str) -> tuple[int, str] | None:
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             rate = float(plan.throttle.get("rateLimit") or 0)
             burst = float(plan.throttle.get("burstLimit") or 0) or max(rate, 1.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import ROUND_HALF_UP, Decimal
 import subprocess
 import sys
 from pathlib import Path
@@ -166,7 +167,8 @@ def test_recorder_keeps_the_same_histogram_as_recording_each_value():
     rec, direct = Recorder(), new_histogram()
     for ms in latencies_ms:
         rec.record(1000.2, ms, None)
-        us = int(ms * 1000.0 + 0.5)
+        # the nearest microsecond (halves up, in exact decimal arithmetic), within the histogram's 1 us - 1 h
+        us = int(Decimal(ms).scaleb(3).to_integral_value(ROUND_HALF_UP))
         direct.record_value(min(max(us, 1), 3_600_000_000))
     tally = Tally()
     tally.add(rec.drain())
@@ -176,6 +178,18 @@ def test_recorder_keeps_the_same_histogram_as_recording_each_value():
     assert (kept.get_min_value(), kept.get_max_value()) == (direct.get_min_value(), direct.get_max_value())
     for p in (50, 90, 99, 99.9, 99.99):
         assert kept.get_value_at_percentile(p) == direct.get_value_at_percentile(p)
+
+
+def test_a_latency_lands_in_the_hdr_bucket_worked_out_by_hand():
+    """3 significant digits: microseconds below 2,048 are exact; [2048, 4096) us in buckets of 2 us, [4096,
+    8192) of 4 us, ..., and [2^31, 2^32) us of 2^21 us; a bucket is named by its lowest value."""
+    cases = {0.0: 1, 0.0004: 1, 0.0015: 2, 1.0: 1000, 2.047: 2047, 2.049: 2048, 4.095: 4094, 4.096: 4096,
+             4.099: 4096, 100.0: 99_968, 3_600_000.0: 1716 * 2 ** 21, 5_000_000.0: 1716 * 2 ** 21}
+    for ms, bucket in cases.items():
+        rec = Recorder()
+        rec.record(1000.0, ms, None)
+        [(_, (counts, n, f))] = rec.drain(wire=False)["seconds"].items()
+        assert counts == {bucket: 1} and (n, f) == (1, 0), (ms, counts)
 
 
 def test_a_worker_with_a_skewed_clock_records_in_the_masters_seconds():

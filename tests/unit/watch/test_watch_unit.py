@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from unittest.mock import Mock
-
 import pytest
 
 from sme.errors import UserError
@@ -88,10 +86,23 @@ def test_duration_sets_the_last_slot():
 
 
 # -- metrics ----------------------------------------------------------------------------------------
+# SageMaker's endpoint metrics and the statistic each is read with (docs.aws.amazon.com, "Monitor Amazon
+# SageMaker AI with Amazon CloudWatch"), written out by hand: not the module's own table
+DEFAULTS = {
+    "Invocations": ("AWS/SageMaker", "Sum"), "InvocationsPerInstance": ("AWS/SageMaker", "Sum"),
+    "ModelLatency": ("AWS/SageMaker", "Average"), "OverheadLatency": ("AWS/SageMaker", "Average"),
+    "Invocation4XXErrors": ("AWS/SageMaker", "Sum"), "Invocation5XXErrors": ("AWS/SageMaker", "Sum"),
+    "ModelSetupTime": ("AWS/SageMaker", "Maximum"),
+    "CPUUtilization": ("/aws/sagemaker/Endpoints", "Average"), "MemoryUtilization": ("/aws/sagemaker/Endpoints", "Average"),
+    "DiskUtilization": ("/aws/sagemaker/Endpoints", "Average"), "GPUUtilization": ("/aws/sagemaker/Endpoints", "Average"),
+    "GPUMemoryUtilization": ("/aws/sagemaker/Endpoints", "Average"),
+}
+
+
 def test_default_metric_set_is_every_metric_with_its_statistic():
     specs = cw.parse_metric_specs([])
-    assert {s.name: s.stat for s in specs} == {name: stat for name, (_, stat) in cw.METRICS.items()}
-    assert {s.key for s in specs} == set(cw.METRICS), "default statistics are keyed by the metric's name"
+    assert {s.name: (s.namespace, s.stat) for s in specs} == DEFAULTS
+    assert {s.key for s in specs} == set(DEFAULTS), "default statistics are keyed by the metric's name"
 
 
 def test_metric_flags_choose_statistics_and_p99_is_opt_in():
@@ -140,7 +151,7 @@ def test_600_series_take_two_calls_and_next_tokens_are_followed():
         return {"MetricDataResults": [{"Id": i, "Values": [1.0]} for i in ids]}
 
     variants = [f"V{i}" for i in range(10)]
-    specs = tuple(cw.MetricSpec(n, ns, stat) for n, (ns, _) in cw.METRICS.items()
+    specs = tuple(cw.MetricSpec(n, ns, stat) for n, (ns, _) in DEFAULTS.items()
                   for stat in ("Sum", "Average", "Maximum", "Minimum", "SampleCount"))
     series = cw.series_for(variants, specs)
     assert len(series) == 600
@@ -233,9 +244,23 @@ def client_error(code, status=400):
                         "ResponseMetadata": {"HTTPStatusCode": status}}, "DescribeEndpoint")
 
 
+class Replies:
+    """A call that raises or returns these, in turn (the last one forever), and counts its calls."""
+
+    def __init__(self, *replies):
+        self.replies, self.call_count = list(replies), 0
+
+    def __call__(self):
+        reply = self.replies[min(self.call_count, len(self.replies) - 1)]
+        self.call_count += 1
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+
 def test_throttling_is_retried_with_backoff_until_it_succeeds():
     clock = FakeClock()
-    fn = Mock(side_effect=[client_error("ThrottlingException"), client_error("InternalError", 500), "ok"])
+    fn = Replies(client_error("ThrottlingException"), client_error("InternalError", 500), "ok")
     retrier = Retrier(clock.clock, clock.sleep, rng=lambda: 1.0)
     assert retrier.call("DescribeEndpoint", fn, deadline=clock.clock() + 10) == "ok"
     assert clock.sleeps == [0.1, 0.2], "exponential backoff"
@@ -243,7 +268,7 @@ def test_throttling_is_retried_with_backoff_until_it_succeeds():
 
 def test_retries_stop_at_the_sample_deadline():
     clock = FakeClock()
-    fn = Mock(side_effect=client_error("ThrottlingException"))
+    fn = Replies(client_error("ThrottlingException"))
     with pytest.raises(CallFailed) as failed:
         Retrier(clock.clock, clock.sleep, rng=lambda: 1.0).call("GetMetricData", fn, deadline=clock.clock() + 1.0)
     assert failed.value.code == "ThrottlingException" and failed.value.attempts >= 3
@@ -252,7 +277,7 @@ def test_retries_stop_at_the_sample_deadline():
 
 def test_permanent_and_credential_errors_are_not_retried():
     clock = FakeClock()
-    fn = Mock(side_effect=client_error("ExpiredTokenException"))
+    fn = Replies(client_error("ExpiredTokenException"))
     with pytest.raises(CallFailed) as failed:
         Retrier(clock.clock, clock.sleep).call("DescribeEndpoint", fn, deadline=clock.clock() + 60)
     assert fn.call_count == 1 and failed.value.expired_credentials
@@ -260,15 +285,35 @@ def test_permanent_and_credential_errors_are_not_retried():
 
 # -- a sample ---------------------------------------------------------------------------------------
 def test_a_failing_part_is_recorded_and_the_rest_of_the_sample_is_kept():
+    """Real boto3 clients with botocore's Stubber: each call's parameters are checked against the service
+    model (a call with a wrong name or argument fails here, as it would against AWS)."""
+    import boto3
+    from botocore.stub import Stubber
+
     clock = FakeClock()
-    sagemaker, cloudwatch = Mock(), Mock()
-    sagemaker.describe_endpoint.return_value = {"EndpointStatus": "InService", "ProductionVariants": [
-        {"VariantName": "A", "CurrentInstanceCount": 2, "DesiredInstanceCount": 3}]}
-    cloudwatch.get_metric_data.side_effect = client_error("AccessDenied")
-    clients = {"sagemaker": sagemaker, "cloudwatch": cloudwatch}
-    sampler = Sampler(clients.__getitem__, Target("churn", ("A",)), cw.parse_metric_specs(["Invocations"]), 60.0,
-                      Retrier(clock.clock, clock.sleep), clock.wall, events_since=0.0)
-    record = sampler.take(0, clock.wall(), clock.clock() + 60)
+    sagemaker = boto3.client("sagemaker", region_name="us-east-1")
+    cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
+    now = datetime.fromtimestamp(clock.wall(), timezone.utc)
+    specs = cw.parse_metric_specs(["Invocations"])
+    with Stubber(sagemaker) as sm, Stubber(cloudwatch) as cwatch:
+        sm.add_response("describe_endpoint", {
+            "EndpointName": "churn", "EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/churn",
+            "EndpointConfigName": "churn-config-1", "EndpointStatus": "InService", "CreationTime": now,
+            "LastModifiedTime": now, "ProductionVariants": [
+                {"VariantName": "A", "CurrentInstanceCount": 2, "DesiredInstanceCount": 3}]},
+            {"EndpointName": "churn"})
+        cwatch.add_client_error("get_metric_data", service_error_code="AccessDenied", service_message="AccessDenied!",
+                                http_status_code=400, expected_params={
+                                    "MetricDataQueries": cw.build_queries("churn", cw.series_for(["A"], specs), 60),
+                                    "StartTime": datetime.fromtimestamp(clock.wall() - 60, timezone.utc),
+                                    "EndTime": datetime.fromtimestamp(clock.wall(), timezone.utc),
+                                    "ScanBy": "TimestampDescending"})
+        clients = {"sagemaker": sagemaker, "cloudwatch": cloudwatch}
+        sampler = Sampler(clients.__getitem__, Target("churn", ("A",)), specs, 60.0,
+                          Retrier(clock.clock, clock.sleep), clock.wall, events_since=0.0)
+        record = sampler.take(0, clock.wall(), clock.clock() + 60)
+        sm.assert_no_pending_responses()
+        cwatch.assert_no_pending_responses()
     assert record["status"] == "InService"
     assert record["variants"] == [{"name": "A", "current_instances": 2, "desired_instances": 3}]
     assert record["errors"] == [{"source": "GetMetricData", "code": "AccessDenied", "message": "AccessDenied!",
