@@ -302,6 +302,11 @@ def test_a_failing_part_is_recorded_and_the_rest_of_the_sample_is_kept():
             "LastModifiedTime": now, "ProductionVariants": [
                 {"VariantName": "A", "CurrentInstanceCount": 2, "DesiredInstanceCount": 3}]},
             {"EndpointName": "churn"})
+        sm.add_response("describe_endpoint_config", {  # the variants' instance types, once per config
+            "EndpointConfigName": "churn-config-1", "CreationTime": now,
+            "EndpointConfigArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/churn-config-1",
+            "ProductionVariants": [{"VariantName": "A", "ModelName": "m", "InstanceType": "ml.m5.large",
+                                    "InitialInstanceCount": 3}]}, {"EndpointConfigName": "churn-config-1"})
         cwatch.add_client_error("get_metric_data", service_error_code="AccessDenied", service_message="AccessDenied!",
                                 http_status_code=400, expected_params={
                                     "MetricDataQueries": cw.build_queries("churn", cw.series_for(["A"], specs), 60),
@@ -315,7 +320,8 @@ def test_a_failing_part_is_recorded_and_the_rest_of_the_sample_is_kept():
         sm.assert_no_pending_responses()
         cwatch.assert_no_pending_responses()
     assert record["status"] == "InService"
-    assert record["variants"] == [{"name": "A", "current_instances": 2, "desired_instances": 3}]
+    assert record["variants"] == [{"name": "A", "current_instances": 2, "desired_instances": 3,
+                                   "instance_type": "ml.m5.large"}]
     assert record["errors"] == [{"source": "GetMetricData", "code": "AccessDenied", "message": "AccessDenied!",
                                  "attempts": 1}]
     assert record["window"] == [record["due"] - 60, record["due"]]
