@@ -171,6 +171,13 @@ def if_found(operation: str, resource: str, call: Callable[[], Any]) -> Any | No
         raise
 
 
+def named_item(operation: str, name: str, call: Callable[[], Any], key: str = "items") -> dict[str, Any] | None:
+    """The item of a listing (API Gateway's ``items``) whose ``name`` is ``name``: sme's names are unique per
+    experiment, so that is how its pieces without a fixed id are found."""
+    with aws_call(operation, name):
+        return next((i for i in call()[key] if i.get("name") == name), None)
+
+
 @contextlib.contextmanager
 def aws_call(operation: str, resource: str) -> Iterator[None]:
     """Turn botocore failures into an AwsError that names the operation and the resource."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sme.aws import AwsContext, aws_call, if_found
+from sme.aws import AwsContext, aws_call, if_found, named_item
 from sme.core import names
 from sme.core.models import GatewaySpec, GatewayView
 
@@ -37,19 +37,19 @@ def read_gateway(aws: AwsContext, experiment: str, spec: GatewaySpec | None,
     fn = if_found("lambda:GetFunction", function, lambda: lam.get_function(FunctionName=function))
     if fn:
         parts.append(("lambda", function))
-    api = _named(apigw, "GetRestApis", api_name, lambda: apigw.get_rest_apis(limit=500))
+    api = named_item("apigateway:GetRestApis", api_name, lambda: apigw.get_rest_apis(limit=500))
     if api:
         parts.append(("gateway-api", api["id"]))
         if spec:
             gaps += [("gateway-api", g) for g in _api_gaps(aws, api["id"], spec, fn, recorded)]
-    plan = _named(apigw, "GetUsagePlans", api_name, lambda: apigw.get_usage_plans(limit=500))
+    plan = named_item("apigateway:GetUsagePlans", api_name, lambda: apigw.get_usage_plans(limit=500))
     limits: tuple = ()
     if plan:
         parts.append(("usage-plan", plan["id"]))
         throttle, quota = plan.get("throttle") or {}, plan.get("quota") or {}
         limits = (float(throttle.get("rateLimit", 0)), int(throttle.get("burstLimit", 0)),
                   int(quota.get("limit", 0)), str(quota.get("period", "")))
-    key = _named(apigw, "GetApiKeys", api_name, lambda: apigw.get_api_keys(nameQuery=api_name, limit=500))
+    key = named_item("apigateway:GetApiKeys", api_name, lambda: apigw.get_api_keys(nameQuery=api_name, limit=500))
     if key:
         parts.append(("gateway-key", key["id"]))
     if spec and plan and key:
@@ -117,8 +117,3 @@ def _key_gaps(apigw: Any, plan: dict[str, Any], key_id: str, api_id: str, spec: 
     if "api_key" not in recorded:
         gaps.append("the API key is not recorded")
     return gaps
-
-
-def _named(apigw: Any, op: str, name: str, call: Any) -> dict[str, Any] | None:
-    with aws_call(f"apigateway:{op}", name):
-        return next((i for i in call()["items"] if i.get("name") == name), None)

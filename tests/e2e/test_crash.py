@@ -170,17 +170,16 @@ def test_concurrent_deploys_of_one_experiment_one_runs_the_others_refuse(sme, vp
                             "scaling-policy", "gateway-role", "log-group", "lambda", "gateway-api", "gateway-key",
                             "usage-plan"}), kinds
     assert state["secrets"].get("api_key") and state["outputs"].get("gateway_url")
-    LIFECYCLE.describes_to_ready = 0
     waited = sme("deploy", "-c", cfg, "--dry-run", *FAST)
     assert "no changes" in waited.stderr, waited.stdout
 
 
 @pytest.mark.parametrize("wait", ["0s", "30s"])
-def test_a_second_deploy_waits_for_the_lock_or_refuses(sme, vpc, model_tar, aws_env, tmp_path, wait):
+def test_a_second_deploy_waits_for_the_lock_or_refuses(sme, vpc, model_tar, aws_env, tmp_path, wait, monkeypatch):
     from sme.state import experiment_lock
 
     cfg = experiment(tmp_path, vpc, model_tar)
-    os.environ["SME_STATE_DIR"] = aws_env["SME_STATE_DIR"]
+    monkeypatch.setenv("SME_STATE_DIR", aws_env["SME_STATE_DIR"])  # this process's lock is the CLI's
     release = threading.Event()
 
     def hold():
@@ -200,4 +199,3 @@ def test_a_second_deploy_waits_for_the_lock_or_refuses(sme, vpc, model_tar, aws_
         assert waited.returncode == 0, waited.stderr
         assert "waiting for the lock on churn" in waited.stderr
     holder.join()
-    os.environ.pop("SME_STATE_DIR")

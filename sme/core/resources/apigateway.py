@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sme.aws import aws_call, if_found
+from sme.aws import aws_call, if_found, named_item
 from sme.core import names, steps
 from sme.core.executor import Deleter, ExecContext
 from sme.core.models import GatewaySpec
@@ -21,7 +21,7 @@ from sme.core.models import GatewaySpec
 def create_gateway_api(ctx: ExecContext, step: steps.CreateGatewayApi) -> None:
     spec = step.gateway
     apigw = ctx.aws.client("apigateway")
-    api_id = find_id(apigw, "GetRestApis", spec.api_name, lambda: apigw.get_rest_apis(limit=500))
+    api_id = find_id("apigateway:GetRestApis", spec.api_name, lambda: apigw.get_rest_apis(limit=500))
     if api_id is None:
         with aws_call("apigateway:CreateRestApi", spec.api_name):
             # binary media types */*: every body reaches the proxy base64-encoded, byte for byte (images,
@@ -103,8 +103,8 @@ def create_gateway_key(ctx: ExecContext, step: steps.CreateGatewayKey) -> None:
     """The API key, the usage plan on the API's stage, and the key on the plan: whichever are missing."""
     spec = step.gateway
     apigw = ctx.aws.client("apigateway")
-    api_id = find_id(apigw, "GetRestApis", spec.api_name, lambda: apigw.get_rest_apis(limit=500))
-    key_id = find_id(apigw, "GetApiKeys", spec.api_name,
+    api_id = find_id("apigateway:GetRestApis", spec.api_name, lambda: apigw.get_rest_apis(limit=500))
+    key_id = find_id("apigateway:GetApiKeys", spec.api_name,
                      lambda: apigw.get_api_keys(nameQuery=spec.api_name, limit=500))
     if key_id is None:
         with aws_call("apigateway:CreateApiKey", spec.api_name):
@@ -124,7 +124,7 @@ def create_gateway_key(ctx: ExecContext, step: steps.CreateGatewayKey) -> None:
 
 def _usage_plan(ctx: ExecContext, apigw: Any, api_id: str | None, spec: GatewaySpec) -> str:
     stage = {"apiId": api_id, "stage": spec.stage}
-    plan = find(apigw, "GetUsagePlans", spec.api_name, lambda: apigw.get_usage_plans(limit=500))
+    plan = named_item("apigateway:GetUsagePlans", spec.api_name, lambda: apigw.get_usage_plans(limit=500))
     if plan is None:
         with aws_call("apigateway:CreateUsagePlan", spec.api_name):
             plan = apigw.create_usage_plan(
@@ -148,14 +148,8 @@ def update_usage_plan(ctx: ExecContext, step: steps.UpdateUsagePlan) -> None:
             usagePlanId=step.name, patchOperations=[{"op": "replace", "path": p, "value": v} for p, v in changes.items()])
 
 
-def find(apigw: Any, op: str, name: str, list_call: Any) -> dict[str, Any] | None:
-    """The item of an API Gateway listing with this name (sme names are unique per experiment)."""
-    with aws_call(f"apigateway:{op}", name):
-        return next((i for i in list_call()["items"] if i.get("name") == name), None)
-
-
-def find_id(apigw: Any, op: str, name: str, list_call: Any) -> str | None:
-    item = find(apigw, op, name, list_call)
+def find_id(operation: str, name: str, list_call: Any) -> str | None:
+    item = named_item(operation, name, list_call)
     return item["id"] if item else None
 
 
