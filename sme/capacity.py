@@ -14,8 +14,10 @@ The arithmetic, in the order the output shows it:
 - cost per hour = instances x hourly price; cost per million inferences = cost per hour at the peak /
   (peak x 3600) x 1,000,000.
 
-Per-step numbers come from ``timeseries.csv`` when it is there (steady seconds only: the first and last
-second of a step straddle its neighbours), else from the per-step fields of ``summary.json`` stages.
+Per-step numbers are those of the step's steady seconds (the first and last second of a step straddle its
+neighbours): the ``steady`` counts and exact percentiles ``summary.json`` carries per stage. A run written
+by an older sme has none: then the steady rows of ``timeseries.csv`` (their p99 only approximated, as the
+request-weighted mean of per-second p99s: a note says so), else the whole-stage fields of ``summary.json``.
 """
 
 from __future__ import annotations
@@ -161,11 +163,17 @@ def _stage_entries(run: Run, notes: list[str]) -> list[dict[str, Any]]:
 
 def _steps(run: Run, counts: Any, notes: list[str]) -> tuple[list[Step], str]:
     entries = _stage_entries(run, notes)
-    if run.rows:
+    if entries and all(isinstance(e.get("steady"), dict) for e in entries):
+        steps = _steps_from_summary(entries, counts, steady=True)
+        basis = "summary.json (steady seconds of each step)"
+    elif run.rows:
         steps = _steps_from_rows(run, entries, counts)
         basis = "timeseries.csv (steady seconds of each step)"
+        notes.append("summary.json has no per-step histograms of steady seconds (a run recorded by an older "
+                     "sme, or the file is unreadable): each step's p99 is approximated as the request-weighted "
+                     "mean of its seconds' p99s; run the ladder again for exact p99s")
     else:
-        steps = _steps_from_summary(entries, counts)
+        steps = _steps_from_summary(entries, counts, steady=False)
         basis = "summary.json per-step stats"
     if not steps:
         raise UserError(f"{run.directory}: the run has no steps to plan from",
@@ -177,22 +185,25 @@ def _level(entry: dict[str, Any]) -> tuple[str, float | None]:
     if entry.get("rate") is not None:
         return f"{entry['rate']:g} req/s", float(entry["rate"])
     if entry.get("users") is not None:
-        return f"{entry['users']} users", None
+        return f"{entry['users']:g} users", None  # (a float when read from timeseries.csv)
     return "", None
 
 
-def _steps_from_summary(entries: list[dict[str, Any]], counts: Any) -> list[Step]:
+def _steps_from_summary(entries: list[dict[str, Any]], counts: Any, steady: bool) -> list[Step]:
+    """From each stage's ``steady`` numbers (over its steady seconds), or from the whole stage's."""
     out = []
     for e in entries:
-        if not isinstance(e.get("requests"), int) or e.get("start_s") is None:
+        part = e["steady"] if steady else e
+        if not isinstance(part.get("requests"), int) or e.get("start_s") is None:
             continue
         start, end = float(e["start_s"]), float(e["end_s"])
-        errors = int(e.get("failures") or 0) + int(e.get("dropped") or 0)
-        ok = e["requests"] - int(e.get("failures") or 0)
+        span = float(part.get("seconds") or 0) if steady else end - start
+        errors = int(part.get("failures") or 0) + int(part.get("dropped") or 0)
+        ok = part["requests"] - int(part.get("failures") or 0)
         level, target = _level(e)
-        p99 = (e.get("latency_ms") or {}).get("p99")
-        out.append(Step(int(e.get("index", len(out))) + 1, start, end, level, target, e["requests"], errors,
-                        ok / (end - start) if end > start else 0.0, p99, counts(start, end)))
+        p99 = (part.get("latency_ms") or {}).get("p99")
+        out.append(Step(int(e.get("index", len(out))) + 1, start, end, level, target, part["requests"], errors,
+                        ok / span if span > 0 else 0.0, p99, counts(start, end)))
     return out
 
 
@@ -211,7 +222,7 @@ def _steps_from_rows(run: Run, entries: list[dict[str, Any]], counts: Any) -> li
         if not steady:
             continue
         e = wanted[index]
-        start = float(e.get("start_s", steady[0].get("elapsed_s") or 0))
+        start = float(e.get("start_s", rows[0].get("elapsed_s") or 0))
         end = float(e.get("end_s", start + len(rows)))
         n = int(sum(r["requests"] or 0 for r in steady))
         f = int(sum(r["failures"] or 0 for r in steady))
@@ -259,9 +270,11 @@ class CapacityOptions:
     use_pricing_api: bool = True
     watch_file: Any = None
     as_json: bool = False
+    ttft_p99_ms: float | None = None  # stream limits (capacity_kinds); default: the run's own SLO
+    itl_p99_ms: float | None = None
 
 
-def run_plan_capacity(opts: CapacityOptions, env: Any, pricer: Any = None) -> int:
+def run_plan_capacity(opts: CapacityOptions, env: Any, pricer: Any = None, serverless_pricer: Any = None) -> int:
     from sme.errors import ExitStatus
     from sme.report.build import instance_types, parse_instance_types, region_of, say
     from sme.report.pricing import Pricer
@@ -277,16 +290,23 @@ def run_plan_capacity(opts: CapacityOptions, env: Any, pricer: Any = None) -> in
     types = instance_types(run, ())
     itype = flag or next((t for t in types.values() if t), None)
     price = None
+    region, _ = region_of(run, opts.region)
     if itype:
-        region, _ = region_of(run, opts.region)
-        price = (pricer or Pricer(use_api=opts.use_pricing_api)).price(itype, region)
-    data = to_json(p, price)
+        from sme.report.kind_usage import endpoint_kind
+        from sme.report.pricing import ASYNC_INF, HOST
+
+        usage = ASYNC_INF if endpoint_kind(run) == "async" else HOST  # the Price List bills them apart
+        price = (pricer or Pricer(use_api=opts.use_pricing_api)).price(itype, region, usage)
+    from sme.capacity_kinds import extend
+
+    data, kind_lines = extend(run, p, opts, price, region, serverless_pricer)
+    data = {**to_json(p, price), **data}
     if opts.as_json:
         import json
 
         env.stdout.write(json.dumps(data, indent=2) + "\n")
     else:
-        for line in render(p, price, opts.p99_ms):
+        for line in render(p, price, opts.p99_ms, kind_lines):
             say(env, line) if line.startswith("note:") else env.out.print(line, markup=False, highlight=False,
                                                                            soft_wrap=True)
     return int(ExitStatus.OK if p.knee is not None else ExitStatus.SLO_FAILED)
@@ -313,7 +333,7 @@ def to_json(p: Plan, price: Any) -> dict[str, Any]:
     return out
 
 
-def render(p: Plan, price: Any, p99_ms: float) -> list[str]:
+def render(p: Plan, price: Any, p99_ms: float, kind_lines: dict[str, list[str]] | None = None) -> list[str]:
     lines = [f"steps: {p.basis}; instances: {p.instances_from}; SLO: p99 <= {p99_ms:g} ms",
              f"{'step':>4}  {'load':>12}  {'req/s':>9}  {'p99 ms':>8}  {'errors':>7}  {'inst':>4}  verdict"]
     for v in p.steps:
@@ -322,6 +342,8 @@ def render(p: Plan, price: Any, p99_ms: float) -> list[str]:
         lines.append(f"{s.number:>4}  {s.level:>12}  {s.rps:>9.1f}  {p99:>8}  {s.error_rate:>7.2%}  "
                      f"{s.instances:>4g}  {'held' if v.held else 'BROKE: ' + v.why}")
     lines += [f"note: {n}" for n in p.notes]
+    kind_lines = kind_lines or {}
+    lines += kind_lines.get("after_steps", [])
     if p.knee is None:
         first = p.steps[0]
         lines.append(f"no step held the SLO, not even step {first.step.number} ({first.step.level}): "
@@ -330,7 +352,10 @@ def render(p: Plan, price: Any, p99_ms: float) -> list[str]:
     k, per = p.knee.step, p.per_instance or 0.0
     lines += [
         f"highest step that held: step {k.number}, {k.rps:.1f} req/s on {k.instances:g} instance(s) "
-        f"= {per:.2f} req/s per instance",
+        f"= {per:.2f} req/s per instance"]
+    if "serverless" in kind_lines:  # no instances to scale: a serverless endpoint's cost is per inference
+        return lines + kind_lines["serverless"]
+    lines += [
         f"autoscaling target: InvocationsPerInstance = {per:.2f} x {p.safety:g} x 60 = {p.target_value:.1f} "
         "per instance per minute",
         f"instances for the peak of {p.peak_rps:g} req/s: {p.instances_at_peak} with that target "

@@ -68,14 +68,15 @@ AUTOSCALING_SCHEMA: dict[str, Any] = {
     "required": ["max"],
     "description": "autoscaling needs at least `max:` (or pass --max)",
     "properties": {
-        "min": {"type": "integer", "minimum": 1, "maximum": 1000, "x-hint": "the fewest instances, 1 or more"},
+        "min": {"type": "integer", "minimum": 0, "maximum": 1000,
+                "x-hint": "the fewest instances: 1 or more, or 0 for an asynchronous endpoint (scale to zero)"},
         "max": {"type": "integer", "minimum": 1, "maximum": 1000, "x-hint": "the most instances, >= min",
                 "description": "set autoscaling.max or pass --max"},
         "target": {"type": "number", "exclusiveMinimum": 0,
                    "x-hint": "the metric's target value per instance, e.g. 70 (invocations per minute per "
-                             "instance) or 60 (CPU %)"},
+                             "instance), 60 (CPU %) or 5 (queued requests per instance, metric: backlog)"},
         "metric": {"anyOf": [
-            {"enum": ["invocations", "cpu"]},
+            {"enum": ["invocations", "cpu", "backlog"]},
             {"type": "object", "additionalProperties": False, "required": ["name", "namespace"],
              "properties": {"name": {**ONE_LINE, "maxLength": 255},
                             "namespace": {**ONE_LINE, "maxLength": 255, "not": {"pattern": "^:"},
@@ -84,8 +85,9 @@ AUTOSCALING_SCHEMA: dict[str, Any] = {
                             "dimensions": {"type": "object", "propertyNames": {**ONE_LINE, "maxLength": 255},
                                            "additionalProperties": {**ONE_LINE, "maxLength": 1024}},
                             "unit": {"type": "string", "pattern": r"^[A-Za-z]+(/Second)?$"}}}],
-            "x-hint": "invocations (SageMakerVariantInvocationsPerInstance, the default), cpu "
-                      "(CPUUtilization), or {name, namespace, statistic, dimensions} for a custom metric"},
+            "x-hint": "invocations (SageMakerVariantInvocationsPerInstance, the default for real-time), cpu "
+                      "(CPUUtilization), backlog (ApproximateBacklogSizePerInstance, the default for an "
+                      "asynchronous endpoint), or {name, namespace, statistic, dimensions} for a custom metric"},
         "scale_in_cooldown": DURATION,
         "scale_out_cooldown": DURATION,
         "disable_scale_in": {"type": "boolean"},

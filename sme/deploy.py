@@ -128,7 +128,9 @@ def create_deletion_deployer(env: "Env", name: str, *, dry_run: bool) -> Pipelin
         env.out.print(removals_table(ctx.removals))
         if not ctx.state.resources:
             remove_state(name)
-            env.info(f"{name}: every resource sme made is gone")
+            kept = [r for r in ctx.removals if r.outcome.startswith("kept")]
+            env.info(f"{name}: every resource sme made is gone" if not kept else
+                     f"{name}: every resource sme made is gone, but for what is kept above (not sme's alone)")
 
     def display(ctx: "ExecContext") -> Any:
         return DisplayExecutor(lambda plan: env.out.print(plan_table(plan, title="teardown (dry run)")))

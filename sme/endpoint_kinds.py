@@ -78,6 +78,8 @@ def check_kinds(data: dict[str, Any], source: str) -> None:
     field's own range)."""
     variants = data["endpoint"]["variants"]
     serverless = [i for i, v in enumerate(variants) if v.get("serverless") is not None]
+    if not serverless:
+        check_async_scaling(data, source)
     for i, v in enumerate(variants):
         if i not in serverless and not v.get("instance_type"):
             raise ConfigError(source, f"endpoint.variants[{i}].instance_type", "is required",
@@ -111,3 +113,20 @@ def check_kinds(data: dict[str, Any], source: str) -> None:
         if broken:
             raise ConfigError(source, where, message, hint=fix)
 
+
+
+def check_async_scaling(data: dict[str, Any], source: str) -> None:
+    """Scaling to zero and the backlog metric belong to asynchronous endpoints ("Autoscale an asynchronous
+    endpoint", SageMaker developer guide): a real-time variant keeps at least one instance, and only an
+    asynchronous endpoint publishes ApproximateBacklogSizePerInstance."""
+    scaling = data.get("autoscaling") or {}
+    if not scaling or data["endpoint"].get("async") is not None:
+        return
+    if scaling.get("min") == 0:
+        raise ConfigError(source, "autoscaling.min", "0 instances is for asynchronous endpoints only: a real-time "
+                          "endpoint keeps at least one instance to answer its requests",
+                          hint="set autoscaling.min to 1 or more, or make the endpoint asynchronous (endpoint.async:)")
+    if scaling.get("metric") == "backlog":
+        raise ConfigError(source, "autoscaling.metric", "backlog (ApproximateBacklogSizePerInstance) is published "
+                          "for asynchronous endpoints only",
+                          hint="use invocations or cpu, or make the endpoint asynchronous (endpoint.async:)")

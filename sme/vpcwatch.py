@@ -96,6 +96,10 @@ def _watch(opts: WatchOptions, env: Env, writer: Any, resumed: Any, specs: Any) 
     aws = AwsContext.from_settings(profile=opts.profile, region=opts.region, max_attempts=1)
     retrier = Retrier(clock=env.clock, sleep=env.sleep)
     target = resolve_target(aws, opts, retrier, env)
+    if target.serverless and not opts.metrics:  # what a serverless endpoint publishes, not an instance's
+        from sme.watch.metrics import serverless_specs
+
+        specs = serverless_specs(specs, bool(target.serverless.get("ProvisionedConcurrency")))
     start = resumed.start if resumed else env.wall()
     schedule = Schedule(start, interval, 0 if opts.once else Schedule.last_slot_for(opts.duration, interval))
     first = resumed.next_slot if resumed else 0
@@ -219,8 +223,10 @@ def resolve_target(aws: Any, opts: WatchOptions, retrier: Any, env: Env) -> Any:
                 raise UserError(f"unknown subnet: {exc.message.split(': ', 1)[-1]}",
                                 hint=f"give subnets of the endpoint's VPC in {aws.region} with --subnet") from None
             raise
+    serverless = next((v["CurrentServerlessConfig"] for v in endpoint.get("ProductionVariants") or []
+                       if v.get("CurrentServerlessConfig")), None)
     return Target(opts.endpoint, variants, subnets, _has_scaling(call, opts.endpoint, variants, env),
-                  front_door(opts.experiment or opts.endpoint))
+                  front_door(opts.experiment or opts.endpoint), serverless)
 
 
 def front_door(experiment: str) -> Any:

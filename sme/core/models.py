@@ -75,24 +75,9 @@ class DesiredConfig:
 
 
 @dataclass(frozen=True)
-class ScalingSpec:
-    """``autoscaling:`` for one variant: its scalable target and target-tracking policy."""
-
-    variant: str
-    resource_id: str  # endpoint/<endpoint>/variant/<variant>
-    min: int
-    max: int
-    policy_name: str
-    policy: str  # TargetTrackingScalingPolicyConfiguration as canonical JSON
-
-    @property
-    def policy_config(self) -> dict[str, Any]:
-        return json.loads(self.policy)
-
-
-@dataclass(frozen=True)
 class AlarmSpec:
-    """A CloudWatch alarm sme creates to roll a guarded update back (``endpoint.update.alarms: auto``)."""
+    """A CloudWatch alarm sme creates: to roll a guarded update back (``endpoint.update.alarms: auto``), or to
+    wake an asynchronous endpoint from zero instances (its actions: the wake-up policy, known once it exists)."""
 
     name: str
     metric: str
@@ -101,6 +86,53 @@ class AlarmSpec:
     threshold: float
     dimensions: tuple[tuple[str, str], ...]
     description: str
+    period: int = 60
+    evaluation_periods: int = 1
+    datapoints_to_alarm: int = 1
+    comparison: str = "GreaterThanOrEqualToThreshold"
+    treat_missing_data: str = "notBreaching"
+
+    @property
+    def definition(self) -> str:
+        """What DescribeAlarms shows of it (less its actions), as canonical JSON: see ``observe.alarm_definition``."""
+        return json.dumps({
+            "MetricName": self.metric, "Namespace": self.namespace, "Statistic": self.statistic,
+            "Dimensions": sorted([k, v] for k, v in self.dimensions), "Period": self.period,
+            "EvaluationPeriods": self.evaluation_periods, "DatapointsToAlarm": self.datapoints_to_alarm,
+            "Threshold": float(self.threshold), "ComparisonOperator": self.comparison,
+            "TreatMissingData": self.treat_missing_data}, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class WakeSpec:
+    """``autoscaling.min: 0`` on an asynchronous endpoint: the step-scaling policy that adds an instance when
+    requests wait with none, and the alarm on HasBacklogWithoutCapacity that triggers it."""
+
+    policy_name: str
+    policy: str  # StepScalingPolicyConfiguration as canonical JSON
+    alarm: AlarmSpec
+
+    @property
+    def policy_config(self) -> dict[str, Any]:
+        return json.loads(self.policy)
+
+
+@dataclass(frozen=True)
+class ScalingSpec:
+    """``autoscaling:`` for one variant: its scalable target, target-tracking policy and, when it may scale to
+    zero, the policy that wakes it."""
+
+    variant: str
+    resource_id: str  # endpoint/<endpoint>/variant/<variant>
+    min: int
+    max: int
+    policy_name: str
+    policy: str  # TargetTrackingScalingPolicyConfiguration as canonical JSON
+    wake: WakeSpec | None = None
+
+    @property
+    def policy_config(self) -> dict[str, Any]:
+        return json.loads(self.policy)
 
 
 @dataclass(frozen=True)
@@ -184,6 +216,7 @@ class ScalingView:
     min: int
     max: int
     policies: tuple[tuple[str, str], ...] = ()  # (policy name, canonical JSON of its configuration)
+    arns: tuple[tuple[str, str], ...] = ()  # (policy name, its PolicyARN)
 
 
 @dataclass(frozen=True)
@@ -215,4 +248,5 @@ class Observed:
     endpoint: EndpointView | None = None
     scaling: tuple[ScalingView, ...] = ()
     alarms: frozenset[str] = frozenset()  # those of ours that exist
+    wake_alarms: tuple[tuple[str, str], ...] = ()  # (name, canonical JSON) of the wake-up alarms that exist
     gateway: GatewayView = GatewayView()

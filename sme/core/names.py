@@ -58,6 +58,16 @@ def scaling_policy_name(endpoint: str, variant: str) -> str:
     return f"sme-{endpoint}-{variant}-tracking"
 
 
+def wake_policy_name(endpoint: str, variant: str) -> str:
+    """The step-scaling policy that wakes an asynchronous endpoint from zero (AWS's example names it
+    HasBacklogWithoutCapacity-ScalingPolicy); its alarm has the same last part."""
+    return f"sme-{endpoint}-{variant}-backlog-without-capacity"
+
+
+def wake_alarm_name(endpoint: str, variant: str) -> str:
+    return alarm_name(endpoint, variant, "backlog-without-capacity")
+
+
 def alarm_prefix(endpoint: str) -> str:
     return f"sme-{endpoint}-"
 
@@ -94,3 +104,6 @@ def gateway_permission_id(api_id: str) -> str:
 
 def lambda_integration_uri(region: str, function_arn: str) -> str:
     return f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{function_arn}/invocations"
+
+# where `sme loadtest` uploads an asynchronous endpoint's inputs, under the experiment's name (teardown deletes them)
+ASYNC_INPUTS = "sme-async-inputs"

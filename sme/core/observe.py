@@ -48,15 +48,21 @@ class RemoteState:
         return replace(observed, **self._sections(desired, observed.endpoint, recorded))
 
     def _sections(self, desired: Desired, endpoint: EndpointView | None, recorded: DeployState) -> dict:
-        """What AWS has of ``autoscaling:``, ``endpoint.update:``'s alarms and ``gateway:``."""
+        """What AWS has of ``autoscaling:`` (and its wake-up alarms), ``endpoint.update:``'s alarms and ``gateway:``."""
         variants = {v.name for v in desired.config.variants} | {v.name for v in (endpoint.variants if endpoint else ())}
         alarms = [a.name for a in desired.update.alarms] if desired.update else []
         gateway = desired.gateway is not None or any(r.kind in GATEWAY_KINDS for r in recorded.resources)
         keys = frozenset(recorded.outputs) | frozenset(recorded.secrets)
+        scaling = self.scaling([names.scaling_resource_id(desired.endpoint_name, v) for v in sorted(variants)]) \
+            if endpoint else ()
+        # a wake-up alarm is looked for when one is wanted or its policy is live (to be removed with it)
+        wake = [names.wake_alarm_name(desired.endpoint_name, v) for v in sorted(variants)
+                if any(spec.wake for spec in desired.scaling) or any(
+                    names.wake_policy_name(desired.endpoint_name, v) in dict(view.policies) for view in scaling)]
         return {
-            "scaling": self.scaling([names.scaling_resource_id(desired.endpoint_name, v) for v in sorted(variants)])
-            if endpoint else (),
+            "scaling": scaling,
             "alarms": self.existing_alarms(alarms) if alarms else frozenset(),
+            "wake_alarms": self.alarm_definitions(wake) if wake else (),
             "gateway": read_gateway(self.aws, desired.experiment, desired.gateway, keys) if gateway else GatewayView(),
         }
 
@@ -119,14 +125,20 @@ class RemoteState:
                     ServiceNamespace="sagemaker", ResourceId=t["ResourceId"],
                     ScalableDimension=names.SCALABLE_DIMENSION)["ScalingPolicies"]
             views.append(ScalingView(t["ResourceId"], int(t["MinCapacity"]), int(t["MaxCapacity"]), tuple(
-                (p["PolicyName"], canonical_policy(p.get("TargetTrackingScalingPolicyConfiguration", {})))
-                for p in policies)))
+                (p["PolicyName"], canonical_step_policy(p["StepScalingPolicyConfiguration"])
+                 if "StepScalingPolicyConfiguration" in p else
+                 canonical_policy(p.get("TargetTrackingScalingPolicyConfiguration", {}))) for p in policies),
+                tuple((p["PolicyName"], p.get("PolicyARN", "")) for p in policies)))
         return tuple(views)
 
     def existing_alarms(self, alarm_names: list[str]) -> frozenset[str]:
+        return frozenset(name for name, _ in self.alarm_definitions(alarm_names))
+
+    def alarm_definitions(self, alarm_names: list[str]) -> tuple[tuple[str, str], ...]:
+        """(name, ``alarm_definition``) of those of the named alarms that exist."""
         with aws_call("cloudwatch:DescribeAlarms", ", ".join(alarm_names)):
             found = self.aws.client("cloudwatch").describe_alarms(AlarmNames=alarm_names)["MetricAlarms"]
-        return frozenset(a["AlarmName"] for a in found)
+        return tuple((a["AlarmName"], alarm_definition(a)) for a in found)
 
     def _exists(self, service: str, op: str, resource: str, call: Any) -> bool:
         client = self.aws.client(service)
@@ -141,11 +153,37 @@ def canonical_policy(config: dict[str, Any]) -> str:
     return json.dumps(out, sort_keys=True)
 
 
+def canonical_step_policy(config: dict[str, Any]) -> str:
+    """A step-scaling configuration as canonical JSON, comparable with ``WakeSpec.policy``."""
+    out: dict[str, Any] = {k: config[k] for k in ("AdjustmentType", "MetricAggregationType") if k in config}
+    for key in ("Cooldown", "MinAdjustmentMagnitude"):
+        if key in config:
+            out[key] = int(config[key])
+    out["StepAdjustments"] = [
+        {**{k: float(a[k]) for k in ("MetricIntervalLowerBound", "MetricIntervalUpperBound") if k in a},
+         "ScalingAdjustment": int(a["ScalingAdjustment"])} for a in config.get("StepAdjustments", [])]
+    return json.dumps(out, sort_keys=True)
+
+
+def alarm_definition(raw: dict[str, Any]) -> str:
+    """What ``AlarmSpec.definition`` holds, from a DescribeAlarms entry, plus its ``AlarmActions``."""
+    return json.dumps({
+        "MetricName": raw.get("MetricName"), "Namespace": raw.get("Namespace"), "Statistic": raw.get("Statistic"),
+        "Dimensions": sorted([d["Name"], d["Value"]] for d in raw.get("Dimensions", [])),
+        "Period": raw.get("Period"), "EvaluationPeriods": raw.get("EvaluationPeriods"),
+        "DatapointsToAlarm": raw.get("DatapointsToAlarm"), "Threshold": float(raw.get("Threshold", 0)),
+        "ComparisonOperator": raw.get("ComparisonOperator"), "TreatMissingData": raw.get("TreatMissingData"),
+        "AlarmActions": sorted(raw.get("AlarmActions", []))}, sort_keys=True)
+
+
 def endpoint_view(raw: dict[str, Any]) -> EndpointView:
     variants = tuple(
         VariantView(v["VariantName"], v.get("CurrentInstanceCount"), v.get("DesiredInstanceCount"),
                     v.get("CurrentWeight"))
         for v in raw.get("ProductionVariants", [])
     )
-    return EndpointView(raw["EndpointName"], raw["EndpointStatus"], raw.get("EndpointConfigName", ""),
+    # while updating, AWS shows the old config and the one being deployed in PendingDeploymentSummary: the
+    # endpoint is on its way to that one (a deploy resumed meanwhile waits for it, not for the old)
+    pending = (raw.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
+    return EndpointView(raw["EndpointName"], raw["EndpointStatus"], pending or raw.get("EndpointConfigName", ""),
                         raw.get("FailureReason"), variants, raw.get("EndpointArn", ""))

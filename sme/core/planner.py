@@ -8,7 +8,7 @@ nothing changed the plan is empty and the executor makes no mutating call. Order
   endpoint: created, recreated when Failed, waited for while it changes, or updated to the new config;
 - ``autoscaling:``: registered once the endpoint is InService; an endpoint update is wrapped as
   deregister -> update (RetainAllVariantProperties, so a scaled-out fleet is not reset) -> wait ->
-  register again;
+  register again; an asynchronous endpoint with ``min: 0`` also gets its wake-up policy and alarm;
 - ``endpoint.update:``: the update carries its DeploymentConfig (blue/green traffic shifting, auto-rollback
   alarms); the alarms sme creates exist before the update starts;
 - ``gateway:``: the front door is built after the endpoint (its function may invoke only that endpoint);
@@ -17,8 +17,11 @@ nothing changed the plan is empty and the executor makes no mutating call. Order
 
 from __future__ import annotations
 
+import json
+
 from sme.core.models import Desired, GatewaySpec, Observed, ScalingSpec, ScalingView, UpdateSpec
 from sme.core import steps as s
+from sme.core import names
 from sme.core.names import scaling_policy_name, scaling_resource_id
 from sme.core.steps import Plan, Step
 
@@ -43,8 +46,10 @@ def plan_deploy(desired: Desired, observed: Observed) -> Plan:
         endpoint = _alarms_first(endpoint, desired.update, observed.alarms)
         steps += endpoint
     else:
-        steps += endpoint + _scaling_changes(desired.scaling, live) + _scaling_removals(desired.scaling, live)
+        steps += endpoint + _scaling_changes(desired.scaling, live, dict(observed.wake_alarms))
+        steps += _scaling_removals(desired.scaling, live)
         steps = _alarms_first(steps, desired.update, observed.alarms)
+    steps += _wake_alarm_removals(desired.scaling, observed.wake_alarms)
     steps += gateway_steps(desired.gateway, observed)
     return Plan(tuple(steps), tuple(notes))
 
@@ -142,12 +147,23 @@ def _guarded_update(steps: list[Step], at: int, scaling: tuple[ScalingSpec, ...]
 
 
 def register(spec: ScalingSpec, why: str) -> list[Step]:
-    return [s.RegisterScaling(name=spec.resource_id, why=f"{why}: {spec.min}-{spec.max} instances", scaling=spec),
-            s.PutScalingPolicy(name=spec.policy_name, why=f"target tracking at {spec.policy_config['TargetValue']:g}",
-                               scaling=spec)]
+    steps: list[Step] = [
+        s.RegisterScaling(name=spec.resource_id, why=f"{why}: {spec.min}-{spec.max} instances", scaling=spec),
+        s.PutScalingPolicy(name=spec.policy_name, why=f"target tracking at {spec.policy_config['TargetValue']:g}",
+                           scaling=spec)]
+    if spec.wake:
+        steps.append(_wake(spec, "new"))
+    return steps
 
 
-def _scaling_changes(scaling: tuple[ScalingSpec, ...], live: dict[str, ScalingView]) -> list[Step]:
+def _wake(spec: ScalingSpec, what: str) -> Step:
+    assert spec.wake is not None
+    return s.PutWakePolicy(name=spec.wake.policy_name, scaling=spec, action="create" if what == "new" else "update",
+                           why=f"{what}: +1 instance when requests wait with none (alarm {spec.wake.alarm.name})")
+
+
+def _scaling_changes(scaling: tuple[ScalingSpec, ...], live: dict[str, ScalingView],
+                     wake_alarms: dict[str, str]) -> list[Step]:
     steps: list[Step] = []
     for spec in scaling:
         view = live.get(spec.resource_id)
@@ -161,7 +177,38 @@ def _scaling_changes(scaling: tuple[ScalingSpec, ...], live: dict[str, ScalingVi
         if policies.get(spec.policy_name) != spec.policy:
             steps.append(s.PutScalingPolicy(name=spec.policy_name, scaling=spec,
                                             why="new policy" if spec.policy_name not in policies else "policy changed"))
+        steps += _wake_changes(spec, view, wake_alarms)
     return steps
+
+
+def _wake_changes(spec: ScalingSpec, view: ScalingView, wake_alarms: dict[str, str]) -> list[Step]:
+    """The wake-up policy and alarm put when missing or different (the alarm must act on the live policy's ARN),
+    or the policy deleted when the variant no longer scales to zero (its alarm: ``_wake_alarm_removals``)."""
+    name = names.wake_policy_name(*_endpoint_and_variant(spec.resource_id))
+    policies, arns = dict(view.policies), dict(view.arns)
+    if spec.wake is None:
+        return [s.Delete(name=name, kind="scaling-policy", why="autoscaling.min is no longer 0",
+                         extra=(("resource_id", spec.resource_id),))] if name in policies else []
+    raw = wake_alarms.get(spec.wake.alarm.name)
+    alarm = json.loads(raw) if raw else None
+    if name not in policies or alarm is None:
+        return [_wake(spec, "new")]
+    actions = alarm.pop("AlarmActions")
+    if (policies[name] != spec.wake.policy or json.dumps(alarm, sort_keys=True) != spec.wake.alarm.definition
+            or actions != [arns.get(name)]):
+        return [_wake(spec, "changed")]
+    return []
+
+
+def _endpoint_and_variant(resource_id: str) -> tuple[str, str]:
+    _, endpoint, _, variant = resource_id.split("/", 3)
+    return endpoint, variant
+
+
+def _wake_alarm_removals(scaling: tuple[ScalingSpec, ...], existing: tuple[tuple[str, str], ...]) -> list[Step]:
+    wanted = {spec.wake.alarm.name for spec in scaling if spec.wake}
+    return [s.Delete(name=name, kind="alarm", why="the endpoint no longer scales to zero")
+            for name, _ in existing if name not in wanted]
 
 
 def _scaling_removals(scaling: tuple[ScalingSpec, ...], live: dict[str, ScalingView]) -> list[Step]:

@@ -68,7 +68,7 @@ def peaks(desired: Desired, plan: Plan) -> list[Peak]:
 
 def evaluate(desired: Desired, plan: Plan, facts: Facts) -> list[Check]:
     found = peaks(desired, plan)
-    checks = [quota_check(p, facts) for p in found]
+    checks = [quota_check(p, facts) for p in found] + serverless_checks(desired, facts)
     need = sum(p.instances for p in found)
     checks += network_checks(desired, facts, need)
     checks += ha_checks(desired, facts)
@@ -94,6 +94,40 @@ def quota_check(peak: Peak, facts: Facts) -> Check:
                      f"request an increase of '{peak.instance_type} for endpoint usage' to at least "
                      f"{peak.instances + used} in Service Quotas, lower the count/max, or pick another instance type")
     return Check(name, "pass", numbers + f", {left - peak.instances} to spare")
+
+
+def serverless_checks(desired: Desired, facts: Facts) -> list[Check]:
+    """The account's serverless quotas: the MaxConcurrency of all its serverless endpoints together, and how
+    many there are (AWS documents 200 and 50 by default; some accounts have had 10 and 5)."""
+    asked = [v.serverless.max_concurrency for v in desired.config.variants if v.serverless is not None]
+    if not asked:
+        return []
+    endpoints, held = facts.serverless_elsewhere
+    return [_serverless_quota(facts, "total concurrency", ("serverless", "concurrency"), sum(asked), held,
+                              f"MaxConcurrency {' + '.join(map(str, asked))}", "lower max_concurrency to {free}"),
+            _serverless_quota(facts, "endpoints", ("serverless", "number of"), 1, endpoints, "this endpoint",
+                              "delete a serverless endpoint you no longer use")]
+
+
+def _serverless_quota(facts: Facts, what: str, words: tuple[str, ...], need: int, held: int, why: str,
+                      lower: str) -> Check:
+    from sme.core.preflight_facts import quota_named
+
+    name = f"quota: serverless {what}"
+    if facts.quota_error:
+        return Check(name, "warn", f"need {need} ({why}); quota unreadable: {facts.quota_error}",
+                     "allow servicequotas:ListServiceQuotas, or check the quota in the Service Quotas console")
+    quota = quota_named(facts.quotas, *words)
+    if quota is None:
+        return Check(name, "warn", f"need {need} ({why}); no serverless {what} quota listed",
+                     "check the serverless quotas in the Service Quotas console")
+    free = int(facts.quotas[quota]) - held
+    numbers = f"need {need} ({why}); quota '{quota}' {facts.quotas[quota]:g}, {held} held by other serverless " \
+              f"endpoints, {free} free"
+    if need > free:
+        return Check(name, "fail", numbers, f"{lower.format(free=max(0, free))}, or request an increase of "
+                                            f"'{quota}' to at least {need + held} in Service Quotas")
+    return Check(name, "pass", numbers + f", {free - need} to spare")
 
 
 def network_checks(desired: Desired, facts: Facts, need: int) -> list[Check]:

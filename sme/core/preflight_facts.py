@@ -7,7 +7,7 @@ Service Quotas) becomes a warning about that check, not a crash of the whole pre
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 from sme.aws import aws_call, is_not_found
 from sme.core.models import Desired
@@ -25,6 +25,7 @@ class Facts:
     quotas: dict[str, float] = field(default_factory=dict)  # "<type> for endpoint usage" -> value
     quota_error: str = ""
     used_elsewhere: dict[str, int] = field(default_factory=dict)  # instance type -> instances of other endpoints
+    serverless_elsewhere: tuple[int, int] = (0, 0)  # (serverless endpoints, their MaxConcurrency) of other endpoints
     subnets: tuple[SubnetFacts, ...] = ()
     subnet_error: str = ""
     role: str = ""  # ok | missing | untrusted | other-account | create | error:<reason>
@@ -35,7 +36,9 @@ class Facts:
 def gather(aws: Any, desired: Desired) -> Facts:
     quotas, quota_error = read_quotas(aws)
     subnets, subnet_error = read_subnets(aws, desired.model.subnets)
-    return Facts(quotas=quotas, quota_error=quota_error, used_elsewhere=instances_elsewhere(aws, desired.endpoint_name),
+    others = list(_endpoints_elsewhere(aws, desired.endpoint_name))  # read once, for both kinds of quota
+    return Facts(quotas=quotas, quota_error=quota_error, used_elsewhere=instances_elsewhere(aws, "", others),
+                 serverless_elsewhere=serverless_elsewhere(aws, "", others),
                  subnets=subnets, subnet_error=subnet_error, role=role_fact(aws, desired),
                  artifact=artifact_fact(aws, desired), image=image_fact(aws, desired.model.image))
 
@@ -49,10 +52,41 @@ def read_quotas(aws: Any) -> tuple[dict[str, float], str]:
         return {}, getattr(exc, "message", str(exc))
 
 
-def instances_elsewhere(aws: Any, endpoint: str) -> dict[str, int]:
-    """Instances per type that the account's other endpoints run now (they count against the same quota)."""
-    sm = aws.client("sagemaker")
+def quota_named(quotas: dict[str, float], *words: str) -> str | None:
+    """The quota whose name has all ``words`` (AWS words these quotas differently over time and consoles)."""
+    return next((n for n in sorted(quotas) if all(w in n.lower() for w in words)), None)
+
+
+Described = list[tuple[dict[str, Any], dict[str, Any]]]
+
+
+def instances_elsewhere(aws: Any, endpoint: str, others: Described | None = None) -> dict[str, int]:
+    """Instances per type that the account's other endpoints run now (they count against the same quota).
+    ``others``: their descriptions, when already read."""
     used: dict[str, int] = {}
+    for ep, config in _endpoints_elsewhere(aws, endpoint) if others is None else others:
+        types = {v["VariantName"]: v.get("InstanceType") for v in config["ProductionVariants"]}
+        for v in ep.get("ProductionVariants", []):
+            itype = types.get(v["VariantName"])
+            if itype:
+                used[itype] = used.get(itype, 0) + int(v.get("CurrentInstanceCount") or 0)
+    return used
+
+
+def serverless_elsewhere(aws: Any, endpoint: str, others: Described | None = None) -> tuple[int, int]:
+    """(serverless endpoints, their summed MaxConcurrency) of the account's other endpoints: both count
+    against the account's serverless quotas."""
+    endpoints = concurrency = 0
+    for _, config in _endpoints_elsewhere(aws, endpoint) if others is None else others:
+        found = [v["ServerlessConfig"] for v in config["ProductionVariants"] if v.get("ServerlessConfig")]
+        endpoints += bool(found)
+        concurrency += sum(int(c.get("MaxConcurrency") or 0) for c in found)
+    return endpoints, concurrency
+
+
+def _endpoints_elsewhere(aws: Any, endpoint: str) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """(DescribeEndpoint, DescribeEndpointConfig) of every endpoint of the account but ``endpoint``."""
+    sm = aws.client("sagemaker")
     with aws_call("sagemaker:ListEndpoints", "the account's endpoints"):
         names = [e["EndpointName"] for page in sm.get_paginator("list_endpoints").paginate()
                  for e in page["Endpoints"] if e["EndpointName"] != endpoint]
@@ -66,12 +100,7 @@ def instances_elsewhere(aws: Any, endpoint: str) -> dict[str, int]:
             if is_not_found(exc.__cause__ or exc):
                 continue
             raise
-        types = {v["VariantName"]: v.get("InstanceType") for v in config["ProductionVariants"]}
-        for v in ep.get("ProductionVariants", []):
-            itype = types.get(v["VariantName"])
-            if itype:
-                used[itype] = used.get(itype, 0) + int(v.get("CurrentInstanceCount") or 0)
-    return used
+        yield ep, config
 
 
 def read_subnets(aws: Any, subnet_ids: tuple[str, ...]) -> tuple[tuple[SubnetFacts, ...], str]:

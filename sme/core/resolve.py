@@ -17,12 +17,12 @@ from sme.config import Experiment
 from sme.core import names
 from sme.core.images import resolve_image
 from sme.core.models import (EXPERIMENT_TAG, AlarmSpec, Desired, DesiredArtifact, DesiredConfig, DesiredModel,
-                             DesiredRole, DesiredVariant, GatewaySpec, ScalingSpec, UpdateSpec)
+                             DesiredRole, DesiredVariant, GatewaySpec, ScalingSpec, UpdateSpec, WakeSpec)
 from sme.errors import ConfigError
 from sme.units import parse_duration
 
 INVOCATIONS = "SageMakerVariantInvocationsPerInstance"
-DEFAULT_TARGETS = {"invocations": 70.0, "cpu": 60.0}
+DEFAULT_TARGETS = {"invocations": 70.0, "cpu": 60.0, "backlog": 5.0}  # backlog: AWS's example
 
 
 def resolve(exp: Experiment, region: str, account: str) -> Desired:
@@ -45,7 +45,8 @@ def resolve(exp: Experiment, region: str, account: str) -> Desired:
     tags = ((EXPERIMENT_TAG, exp.name),) + exp.tags
     return Desired(experiment=exp.name, region=region, endpoint_name=exp.name, model=model, config=config,
                    artifact=artifact, role=role, tags=tags,
-                   scaling=scaling_specs(exp.autoscaling, exp.name, variants, exp.source),
+                   scaling=scaling_specs(exp.autoscaling, exp.name, variants, exp.source,
+                                         asynchronous=exp.async_inference is not None),
                    update=update_spec(exp.update, exp.name, variants),
                    gateway=gateway_spec(exp.gateway, exp.name, region, account))
 
@@ -124,13 +125,14 @@ def least_privilege_policy(exp: Experiment, account: str, region: str, partition
 
 
 def scaling_specs(raw: dict[str, Any] | None, endpoint: str, variants: tuple[DesiredVariant, ...],
-                  source: str = "experiment file") -> tuple[ScalingSpec, ...]:
-    """``autoscaling:`` -> one scalable target and target-tracking policy per variant."""
+                  source: str = "experiment file", asynchronous: bool = False) -> tuple[ScalingSpec, ...]:
+    """``autoscaling:`` -> one scalable target and target-tracking policy per variant; an asynchronous
+    endpoint tracks its backlog per instance by default, and with ``min: 0`` gets the policy that wakes it."""
     if not raw:
         return ()
     if "max" not in raw:
         raise ConfigError(source, "autoscaling.max", "is required", hint="set autoscaling.max or pass --max")
-    metric = raw.get("metric", "invocations")
+    metric = raw.get("metric", "backlog" if asynchronous else "invocations")
     target = raw.get("target")
     if target is None:
         if isinstance(metric, dict):
@@ -150,15 +152,38 @@ def scaling_specs(raw: dict[str, Any] | None, endpoint: str, variants: tuple[Des
             "DisableScaleIn": bool(raw.get("disable_scale_in", False)),
         }
         config.update(_metric(metric, endpoint, variant.name))
+        wake = wake_spec(endpoint, variant.name) if low == 0 and asynchronous else None
         specs.append(ScalingSpec(variant.name, names.scaling_resource_id(endpoint, variant.name), low,
                                  int(raw["max"]), names.scaling_policy_name(endpoint, variant.name),
-                                 json.dumps(config, sort_keys=True)))
+                                 json.dumps(config, sort_keys=True), wake))
     return tuple(specs)
+
+
+def wake_spec(endpoint: str, variant: str) -> WakeSpec:
+    """The step-scaling policy and its CloudWatch alarm that scale an asynchronous endpoint up from zero
+    instances as soon as a request waits, exactly as "Autoscale an asynchronous endpoint" (SageMaker developer
+    guide, "Optional: Define a scaling policy that scales up from zero for new requests") documents them: add
+    one instance (ChangeInCapacity +1 from a breach of 0 up, Average, cooldown 300 s) when the endpoint's
+    HasBacklogWithoutCapacity averages >= 1 over 2 of 2 periods of 60 s (missing data: missing)."""
+    policy = {"AdjustmentType": "ChangeInCapacity", "MetricAggregationType": "Average", "Cooldown": 300,
+              "StepAdjustments": [{"MetricIntervalLowerBound": 0.0, "ScalingAdjustment": 1}]}
+    alarm = AlarmSpec(names.wake_alarm_name(endpoint, variant), "HasBacklogWithoutCapacity", "AWS/SageMaker",
+                      "Average", 1.0, (("EndpointName", endpoint),),
+                      f"{variant}: requests wait with no instance; wakes the endpoint from zero",
+                      period=60, evaluation_periods=2, datapoints_to_alarm=2,
+                      comparison="GreaterThanOrEqualToThreshold", treat_missing_data="missing")
+    return WakeSpec(names.wake_policy_name(endpoint, variant), json.dumps(policy, sort_keys=True), alarm)
 
 
 def _metric(metric: Any, endpoint: str, variant: str) -> dict[str, Any]:
     if metric == "invocations":
         return {"PredefinedMetricSpecification": {"PredefinedMetricType": INVOCATIONS}}
+    if metric == "backlog":
+        # the customized metric of "Autoscale an asynchronous endpoint": the endpoint's queue (dimension
+        # EndpointName only: the queue is the endpoint's, not a variant's) per instance
+        return {"CustomizedMetricSpecification": {
+            "MetricName": "ApproximateBacklogSizePerInstance", "Namespace": "AWS/SageMaker", "Statistic": "Average",
+            "Dimensions": [{"Name": "EndpointName", "Value": endpoint}]}}
     dims = {"EndpointName": endpoint, "VariantName": variant}
     if metric == "cpu":
         # CPU is not a predefined SageMaker metric: it lives in the endpoint's own namespace

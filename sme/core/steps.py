@@ -141,6 +141,15 @@ class PutScalingPolicy(Step):
 
 
 @dataclass(frozen=True, kw_only=True)
+class PutWakePolicy(Step):
+    """The step-scaling policy that wakes an asynchronous endpoint from zero, then its alarm on
+    HasBacklogWithoutCapacity (which names the policy's ARN, so both are put together)."""
+
+    kind: str = "scaling-policy"
+    scaling: ScalingSpec
+
+
+@dataclass(frozen=True, kw_only=True)
 class DeregisterScaling(Step):
     """Delete a scalable target's policies, then the target (``name`` is its resource id)."""
 

@@ -26,6 +26,12 @@ DURATION = {"type": ["string", "number"], "x-hint": "a duration such as 30s, 10m
 POSITIVE = {"type": "number", "exclusiveMinimum": 0}
 MAX_USERS_PER_PROCESS = 5000
 MAX_STAGES = 1000
+TOKENS = {"type": "object", "additionalProperties": False, "required": ["mean"],
+          "properties": {"mean": {"type": "number", "minimum": 1, "maximum": 1000000},
+                         "stddev": {"type": "number", "minimum": 0}},
+          "x-hint": "{mean: N, stddev: M} tokens"}
+STREAM_SLO = ("ttft_p50_ms", "ttft_p90_ms", "ttft_p99_ms", "itl_p50_ms", "itl_p90_ms", "itl_p99_ms",
+              "min_output_tokens_per_s")  # SLO keys that read a streamed answer's tokens
 MAX_BODY = {"endpoint": 6291456, "gateway": 6291456, "url": 32 << 20}  # bytes; InvokeEndpoint's Body max
 # a header's name is an HTTP token; its value has no control characters (CR/LF would end the header)
 HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
@@ -74,6 +80,9 @@ SCHEMA: dict[str, Any] = {
                                                                "other control characters"}},
                 "timeout": DURATION,
                 "insecure": {"type": "boolean"},
+                "stream": {"enum": [True, False, "sse"],
+                           "x-hint": "true (InvokeEndpointWithResponseStream for `endpoint:`; server-sent events "
+                                     "for `url:`) or sse"},
             },
         },
         "payload": {
@@ -88,13 +97,21 @@ SCHEMA: dict[str, Any] = {
                           "x-hint": "none (the whole file is one body), lines, csv (rows) or jsonl"},
                 "header": {"type": "boolean"},
                 "order": {"enum": ["round_robin", "random"]},
+                "prompts": {
+                    "type": "object", "additionalProperties": False, "required": ["input_tokens"],
+                    "x-hint": "e.g. {input_tokens: {mean: 512, stddev: 64}, output_tokens: {mean: 128}}",
+                    "properties": {"input_tokens": TOKENS, "output_tokens": TOKENS,
+                                   "count": {"type": "integer", "minimum": 1, "maximum": 100000}},
+                },
+                "template": {"enum": ["tgi", "openai"],
+                             "x-hint": "tgi (TGI and LMI: inputs + parameters) or openai (chat completions)"},
             },
         },
         "stages": {"type": "array", "minItems": 1, "items": STAGE},
         "slo": {
             "type": "object", "additionalProperties": False,
             "properties": {k: POSITIVE for k in ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms",
-                                                 "min_rps")}
+                                                 "min_rps", *STREAM_SLO)}
             | {"error_rate": {"type": "number", "minimum": 0, "maximum": 1},
                "dropped_rate": {"type": "number", "minimum": 0, "maximum": 1}},
         },
@@ -117,6 +134,7 @@ class Target:
     headers: dict[str, str] = field(default_factory=dict)
     timeout: float = 60.0
     insecure: bool = False
+    stream: bool = False  # read the answer as a stream of token events (see sme.loadtest.streaming)
 
 
 @dataclass(frozen=True)
@@ -179,10 +197,11 @@ def load(path: str | Path, machines: int | None = 1) -> LoadTest:
     _check_models(stages, source)
     grace = _duration(data.get("open_model", {}).get("grace", 1), source, "open_model.grace")
     target = _target(data["target"], source)
+    _check_stream_slo(target, dict(data.get("slo", {})), source)
     lt = LoadTest(
         source=source,
         target=target,
-        payload=_payload(data["payload"], base, source, MAX_BODY[target.kind]),
+        payload=_payload(data["payload"], base, source, MAX_BODY[target.kind], target.stream),
         stages=stages,
         slo=dict(data.get("slo", {})),
         processes=int(data.get("processes", 1)),
@@ -238,20 +257,36 @@ def _target(t: dict[str, Any], source: str) -> Target:
     if kind != "endpoint" and "region" in t:
         raise ConfigError(source, "target.region", f"only applies to `endpoint:` targets, not `{kind}:`")
     timeout = _duration(t.get("timeout", 60), source, "target.timeout")
+    stream = bool(t.get("stream", False))
+    if stream and kind == "gateway":
+        raise ConfigError(source, "target.stream", "the front door's Lambda proxy answers whole responses, "
+                          "not streams", hint=f"stream straight from the endpoint: `target: {{endpoint: {t[kind]}, "
+                          "stream: true}`")
     return Target(kind, str(t[kind]), t.get("region"), t.get("method", "POST"), dict(t.get("headers", {})),
-                  timeout, bool(t.get("insecure", False)))
+                  timeout, bool(t.get("insecure", False)), stream)
 
 
-def _payload(p: dict[str, Any], base: Path, source: str, max_body: int) -> Payload:
+def _check_stream_slo(target: Target, slo: dict[str, Any], source: str) -> None:
+    keys = [k for k in STREAM_SLO if k in slo]
+    if keys and not target.stream:
+        raise ConfigError(source, f"slo.{keys[0]}", "reads streamed tokens, but the target does not stream",
+                          hint="add `stream: true` to `target:` (a model server that streams its answer), or "
+                               "drop the key")
+
+
+def _payload(p: dict[str, Any], base: Path, source: str, max_body: int, stream: bool = False) -> Payload:
     from sme.loadtest.payloads import read_bodies
 
-    given = [k for k in ("file", "body", "json") if k in p]
+    given = [k for k in ("file", "body", "json", "prompts") if k in p]
     if len(given) != 1:
-        raise ConfigError(source, "payload", "give exactly one of `file:`, `body:` or `json:`",
+        raise ConfigError(source, "payload", "give exactly one of `file:`, `body:`, `json:` or `prompts:`",
                           hint="e.g. payload: {file: rows.csv, content_type: text/csv, split: lines}")
-    default_type = "application/json" if "json" in given else "text/csv"
+    if "template" in p and "prompts" not in p:
+        raise ConfigError(source, "payload.template", "only applies to generated `prompts:`",
+                          hint="drop `template:`, or generate the bodies with `prompts:`")
+    default_type = "application/json" if given[0] in ("json", "prompts") else "text/csv"
     content_type = p.get("content_type", default_type)
-    bodies = read_bodies(p, base, source, max_body)
+    bodies = read_bodies(p, base, source, max_body, stream)
     return Payload(content_type, tuple(bodies), p.get("order", "round_robin"), str(p.get("file", given[0])))
 
 

@@ -3,7 +3,8 @@
 It reads the plan written by the parent (``SME_LOADTEST_PLAN``) and defines:
 
 - one user class for the target: a FastHttpUser that POSTs payload bodies (plus an API key for the
-  front door, or a SigV4 signature per request for InvokeEndpoint, from refreshable credentials);
+  front door, or a SigV4 signature per request for InvokeEndpoint, from refreshable credentials), or
+  submits InvokeEndpointAsync requests whose results ``async_load`` follows in S3;
 - the shape (``SmeShape``): the stages as Locust's ``LoadTestShape``; in the open model the users are a
   pool of in-flight slots and a scheduler greenlet in each process releases requests at their due times;
 - the statistics plumbing: every request lands in a per-process ``Recorder``; workers ship drained
@@ -32,10 +33,12 @@ from locust.runners import MasterRunner, WorkerRunner
 from locust.user.task import LOCUST_STATE_RUNNING, LOCUST_STATE_WAITING
 
 from sme.loadtest.config import Stage
+from sme.loadtest.limits import CpuSampler
 from sme.loadtest.payloads import BodyPicker, read_bodies
 from sme.loadtest.progress import Progress
 from sme.loadtest.shapes import ArrivalClock, Schedule
 from sme.loadtest.stats import Recorder, clock_skew, error_key
+from sme.loadtest.streaming import StreamReading
 
 with open(os.environ["SME_LOADTEST_PLAN"]) as fh:
     PLAN = json.load(fh)
@@ -69,6 +72,9 @@ def _signer():  # type: ignore[no-untyped-def]
 
 
 SIGNER = _signer() if TARGET.get("sign") else None
+STREAM = TARGET.get("stream")  # None, or how a streamed answer is framed: sse | eventstream
+if STREAM:
+    StreamReading(STREAM, 0.0).feed(b"", 0.0)  # import its parsers now, not inside the first timed request
 
 
 class SmeUser(FastHttpUser):
@@ -94,7 +100,12 @@ class SmeUser(FastHttpUser):
         if SCHEDULE.open:
             return self._open_slot()
         body = self.bodies.next()
+        if ASYNC is not None:
+            return self._submit(body, perf_counter(), time.time())
         headers = {**self.headers, **self.sign(body)} if self.sign else self.headers
+        if STREAM:
+            return self._streamed(body, headers, perf_counter(), None)
+        RECORDER.bytes[0] += len(body)
         response = self.client.request(self.method, self.url, data=body, headers=headers, name=self.name)
         if _state["sample"] is None:
             _keep_sample(response)
@@ -108,7 +119,12 @@ class SmeUser(FastHttpUser):
             RECORDER.drop(due_wall)
             return
         body = self.bodies.next()
+        if ASYNC is not None:
+            return self._submit(body, due_perf, due_wall)
         headers = {**self.headers, **self.sign(body)} if self.sign else self.headers
+        if STREAM:
+            return self._streamed(body, headers, due_perf, due_wall)
+        RECORDER.bytes[0] += len(body)
         with self.client.request(self.method, self.url, data=body, headers=headers, name=self.name,
                                  catch_response=True) as response:
             # latency from the due time, not the send time: a stalled server cannot hide (no coordinated omission)
@@ -117,8 +133,85 @@ class SmeUser(FastHttpUser):
             if _state["sample"] is None:
                 _keep_sample(response)
 
+    def _streamed(self, body: bytes, headers: dict, started: float, due_wall: float | None) -> None:
+        """One request whose answer streams: timed from ``started`` (the due time in the open model) to its
+        first token event and its last byte, every inter-token gap recorded."""
+        reading = StreamReading(STREAM, started)
+        with self.client.request(self.method, self.url, data=body, headers=headers, name=self.name,
+                                 stream=True, catch_response=True) as response:
+            ok = 0 < response.status_code < 400
+            try:
+                _read_stream(response, reading) if ok else _drain(response)
+            except Exception as exc:  # noqa: BLE001 - a broken stream (or connection) fails this request only
+                response.failure(exc)
+                ok = False
+            meta = response.request_meta
+            meta["response_time"] = (perf_counter() - started) * 1000.0
+            if due_wall is not None:
+                meta["start_time"] = due_wall
+            if ok:
+                RECORDER.record_stream(meta["start_time"] + meta["response_time"] / 1000.0, reading.ttft_ms,
+                                       reading.gaps_ms, reading.tokens)
+            if _state["sample"] is None and response.status_code:
+                _state["sample"] = {"status": response.status_code,
+                                    "content_type": response.headers.get("content-type"),
+                                    "body": reading.head.decode("utf-8", "replace")}
 
-BODIES = read_bodies(PLAN["payload"]["spec"], Path(PLAN["payload"]["base"]), PLAN["source"])
+
+    def _submit(self, body: bytes, sent_perf: float, sent_wall: float) -> None:
+        """InvokeEndpointAsync: a 202 is not the request's end (its result object is: ``async_load``), so only a
+        refused submission is recorded here, as a failure with the time it took."""
+        inference_id, extra = ASYNC.submit_headers(body, PLAN["payload"]["content_type"])
+        headers = {**self.headers, **(self.sign(b"") if self.sign else {}), **extra}
+        with self.client.request("POST", self.url, data=b"", headers=headers, name=self.name, catch_response=True,
+                                 context={"sme_async": True}) as response:
+            response.request_meta["response_time"] = (perf_counter() - sent_perf) * 1000.0
+            response.request_meta["start_time"] = sent_wall
+            if response.status_code == 202 and not ASYNC.submitted(inference_id, response.headers, sent_wall,
+                                                                   sent_perf):
+                response.failure("202 without an X-Amzn-SageMaker-OutputLocation")
+            if _state["sample"] is None:
+                _keep_sample(response)
+
+def _read_stream(response, reading: StreamReading) -> None:  # type: ignore[no-untyped-def]
+    """Hand each piece of the answer to ``reading`` the moment it arrives. (geventhttpclient's own
+    ``read(n)`` waits until n bytes are in, which would hold tokens back: read its socket as it does.)"""
+    raw = response._response
+    feed = reading.feed
+    at = perf_counter()
+    while True:
+        if raw._body_buffer:  # take the parser's buffer whole (it appends to a fresh one): no copy
+            chunk, raw._body_buffer = raw._body_buffer, bytearray()
+            feed(chunk, at)
+        if raw.message_complete:
+            break
+        sock = raw._sock
+        if sock is None:
+            raise ConnectionError("the connection closed in the middle of the stream")
+        data = sock.recv(raw.block_size)
+        at = perf_counter()
+        raw.feed(data)
+        if not data and not raw.message_complete:
+            raise ConnectionError("the connection closed in the middle of the stream")
+    reading.close(at)
+
+
+def _drain(response) -> None:  # type: ignore[no-untyped-def]
+    """Read an error reply to its end (its connection is then reused)."""
+    raw = getattr(response, "_response", None)
+    if raw is not None:
+        raw.read()
+
+
+
+BODIES = read_bodies(PLAN["payload"]["spec"], Path(PLAN["payload"]["base"]), PLAN["source"], stream=bool(STREAM))
+
+
+ASYNC = None
+if TARGET.get("async"):
+    from sme.loadtest.async_load import AsyncLoad
+
+    ASYNC = AsyncLoad(TARGET["async"], BODIES, RECORDER, PLAN.get("out"), float(TARGET.get("timeout", 60)))
 
 
 def _keep_sample(response) -> None:  # type: ignore[no-untyped-def]
@@ -168,16 +261,44 @@ def _stop_scheduler() -> None:
 def _on_request(request_type, name, response_time, response_length, response=None, context=None,  # type: ignore[no-untyped-def]
                 exception=None, start_time=0.0, url=None, **_kw) -> None:
     # (every argument Locust passes is named: a catch-all dict per request costs measurable CPU at 6k req/s)
+    if exception is None and context and context.get("sme_async"):
+        return  # a queued asynchronous request: recorded when its result object is seen
+    RECORDER.bytes[1] += response_length or 0  # (a streamed answer's is not counted: see results.summarize)
     if exception is None:
         RECORDER.record(start_time + response_time / 1000.0, response_time, None)
     else:
         RECORDER.record(start_time + response_time / 1000.0, response_time,
-                        error_key(getattr(response, "status_code", 0), exception))
+                        error_key(getattr(response, "status_code", 0), exception, _error_type(response)))
+
+
+def _error_type(response) -> str | None:  # type: ignore[no-untyped-def]
+    """The AWS error code an error reply names (SageMaker Runtime: ``x-amzn-ErrorType``), if any."""
+    try:
+        return response.headers.get("x-amzn-ErrorType")
+    except Exception:  # noqa: BLE001 - no reply (a connection error) has no headers to read
+        return None
+
+
+def _sample_cpu(role: str) -> None:
+    """Once a second, this process's CPU and its machine's, recorded with the requests (see limits.py)."""
+    import socket
+
+    host = socket.gethostname()
+    RECORDER.who = {"process": f"{role}:{os.getpid()}@{host}", "role": role, "host": host, "cores": os.cpu_count()}
+    sampler = CpuSampler()
+    sampler.sample()
+    while True:
+        gevent.sleep(1.0 - (time.time() % 1.0) + 0.02)
+        sample = sampler.sample()
+        if sample is not None:
+            RECORDER.record_cpu(*sample)
 
 
 @events.init.add_listener
 def _on_init(environment, **_kw) -> None:  # type: ignore[no-untyped-def]
     runner = environment.runner
+    role = "worker" if isinstance(runner, WorkerRunner) else "master" if isinstance(runner, MasterRunner) else "local"
+    gevent.spawn(_sample_cpu, role)
     if isinstance(runner, WorkerRunner):
         runner.register_message("sme_start", lambda environment, msg: _on_start_message(msg.data))
 
@@ -197,6 +318,9 @@ def _on_init(environment, **_kw) -> None:  # type: ignore[no-untyped-def]
         return
     progress = _state["progress"] = Progress(PLAN, SCHEDULE, RECORDER, runner)
     progress.local_sample = lambda: _state["sample"]
+    if ASYNC is not None:
+        ASYNC.start_polling()
+        progress.drain, progress.extra = ASYNC.drain, ASYNC.summary
     if isinstance(runner, MasterRunner):
         def on_report(client_id, data) -> None:  # type: ignore[no-untyped-def]
             if "sme" in data:

@@ -20,9 +20,15 @@ from sme.errors import ConfigError
 MAX_FILE = 256 << 20  # every load process holds every body in memory
 
 
-def read_bodies(p: dict[str, Any], base: Path, source: str, max_body: int | None = None) -> list[bytes]:
-    """The request bodies; with ``max_body``, refuse a body larger than the target takes."""
-    if "body" in p:
+def read_bodies(p: dict[str, Any], base: Path, source: str, max_body: int | None = None,
+                stream: bool = False) -> list[bytes]:
+    """The request bodies; with ``max_body``, refuse a body larger than the target takes. Generated
+    ``prompts`` ask for a streamed answer when the target reads one (``stream``)."""
+    if "prompts" in p:
+        from sme.loadtest.prompts import prompt_bodies
+
+        bodies, where = prompt_bodies(p["prompts"], p.get("template", "tgi"), stream), "payload.prompts"
+    elif "body" in p:
         bodies, where = [str(p["body"]).encode()], "payload.body"
     elif "json" in p:
         bodies, where = [json.dumps(p["json"], separators=(",", ":")).encode()], "payload.json"

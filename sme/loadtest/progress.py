@@ -4,7 +4,9 @@ Once a second it merges what the processes recorded, notes the stage and the use
 that second, appends the seconds whose batches are in to ``timeseries.csv``, checks finished ladder steps
 against the SLO, and appends one progress line (JSON) for the parent's live display; every
 SUMMARY_EVERY_S it replaces ``summary.json`` with one marked ``in_progress`` (atomically), so that a
-killed run keeps what it measured. ``finish`` writes the final tally (whole-run and per-stage counts,
+killed run keeps what it measured. That file is written and synced on a native thread: a sync can take
+hundreds of milliseconds on a busy disk, and on the loop it would stall every request in flight, and be
+measured as their latency (a streamed answer's tokens wait behind it). ``finish`` writes the final tally (whole-run and per-stage counts,
 errors, dropped) once, at the normal end or when the run is interrupted. Runs only in the load process
 (uses gevent). Nothing here grows with the run's length.
 """
@@ -21,6 +23,7 @@ from typing import Any
 import gevent
 
 from sme.loadtest.config import Stage
+from sme.loadtest.results import stream_numbers
 from sme.loadtest.shapes import Schedule
 from sme.loadtest.slo import evaluate
 from sme.loadtest.stats import RETAIN_S, Recorder, Tally, Window
@@ -40,6 +43,7 @@ class Progress:
         self._last_state: list = [None, None, None]
         self.rows: TimeseriesFile | None = None
         self._summary_at = 0.0
+        self._summary_write: Any = None  # the in-progress summary being written on a native thread
         self.steps: dict[int, dict[str, Any]] = {}
         self.breach: int | None = None
         self.sample: dict[str, Any] | None = None
@@ -48,6 +52,8 @@ class Progress:
         self._stop_seen: float | None = None
         self.local_sample: Any = lambda: None
         self.after_stop: Any = lambda: None
+        self.drain: Any = lambda: None  # waits for what is still owed (an asynchronous endpoint's results)
+        self.extra: Any = lambda: {}  # more for the final tally (the asynchronous requests' accounting)
         self._out = open(plan["progress"], "a", buffering=1)
         self._parent = os.getppid()  # the sme CLI: if it dies, this run stops instead of loading on alone
 
@@ -56,9 +62,11 @@ class Progress:
         self.started_at = t0
         self._t0 = time.perf_counter() + (t0 - time.time())
         self.tally.stage_of = lambda sec: self.schedule.stage_of_second(sec - t0)
+        self.tally.steady_of = lambda sec, stage: int(sec - t0) in self.schedule.steady_seconds(stage)
         self.tally.first_second = int(t0)
         if self.plan.get("out"):
-            self.rows = TimeseriesFile(Path(self.plan["out"]) / "timeseries.csv")
+            self.rows = TimeseriesFile(Path(self.plan["out"]) / "timeseries.csv",
+                                       stream=bool(self.plan["target"].get("stream")))
         self.end_elapsed: float | None = None
         gevent.spawn(self._loop)
 
@@ -101,8 +109,8 @@ class Progress:
         return time.perf_counter() - self._t0
 
     def _collect(self) -> None:
-        if self.local:
-            self.tally.add(self.recorder.drain(wire=False))
+        # a master sends no requests, but its own CPU counts (it merges every worker's batches)
+        self.tally.add(self.recorder.drain(wire=False))
 
     def _loop(self) -> None:
         while not self.finished:
@@ -128,7 +136,8 @@ class Progress:
         for sec, w in self.tally.settle(before):
             self._last_state = self.states.pop(sec, self._last_state)
             _, users, rate = self._last_state  # the stage column: the one the second's requests count in
-            rows.append(row(sec, self.started_at, w, [self.tally.stage_of(sec), users, rate]))
+            rows.append(row(sec, self.started_at, w, [self.tally.stage_of(sec), users, rate],
+                            bool(self.plan["target"].get("stream"))))
         for sec in [s for s in self.states if s < before]:  # (a second before the start)
             self._last_state = self.states.pop(sec)
         if self.rows is not None:
@@ -152,7 +161,8 @@ class Progress:
             if not stage.until_slo_breach or i in self.steps or t < end + settle:
                 continue
             w = self.tally.stages.get(i) or Window()
-            verdict = evaluate(slo, w.requests, w.failures, w.dropped, end - start, w.latency_ms())
+            stream = stream_numbers(w, end - start) if self.plan["target"].get("stream") else None
+            verdict = evaluate(slo, w.requests, w.failures, w.dropped, end - start, w.latency_ms(), stream)
             self.steps[i] = verdict
             if not verdict["passed"] and self.breach is None:
                 self.breach = i
@@ -169,6 +179,7 @@ class Progress:
                 self.runner.stop()  # let users finish and workers send their last batch
             except Exception:  # noqa: BLE001 - partial results are still worth writing
                 pass
+        self.drain()
         self._collect()
         self.sample = self.sample or self.local_sample()
         final = self.snapshot(interrupted)
@@ -189,18 +200,57 @@ class Progress:
         ended = self.end_elapsed if self.end_elapsed is not None else max(0.0, self.elapsed())
         return {"started_at": self.started_at, "ended_at": time.time(), "elapsed": ended,
                 "interrupted": interrupted, "schedule_end": self.schedule.end, "breach": self.breach,
-                "sample": self.sample or self.local_sample(), "tally": self.tally}
+                "sample": self.sample or self.local_sample(), "tally": self.tally, **self.extra()}
 
     def _write_summary(self, final: dict[str, Any], in_progress: bool) -> None:
         if not self.plan.get("out"):
             return
-        from sme.loadtest.results import summarize, write
+        from sme.loadtest.results import summarize
 
+        pending = self._summary_write
+        if pending is not None:
+            if in_progress and not pending.ready():  # the last one is still being written: the next will do
+                return
+            self._summary_write = None
+            self._say(pending.get())  # (the final summary must not be overtaken by an older one)
         stages = [Stage(**s) for s in self.plan["stages"]]
         open_model = stages[0].open
         summary = summarize(final, stages, self.plan.get("slo") or {}, open_model, self.plan["target"],
                             partial=in_progress or bool(final["interrupted"]), in_progress=in_progress)
+        text = json.dumps(summary, indent=2) + "\n"  # (here: the thread gets text, nothing the loop changes)
+        job = gevent.get_hub().threadpool.spawn(_write_or_say, Path(self.plan["out"]) / "summary.json", text)
+        if in_progress:
+            self._summary_write = job
+        else:
+            self._say(job.get())
+
+    def _say(self, failure: OSError | None) -> None:
+        """A full disk must not stop the run (the final summary is written by sme): a warning in the log."""
+        if failure is not None:
+            logging.getLogger("sme").warning("cannot write summary.json in %s: %s", self.plan["out"], failure)
+
+
+def _write_or_say(path: Path, text: str) -> OSError | None:
+    """Replace ``path`` atomically, on a native thread: system calls only (no logging, no tempfile: their
+    locks are gevent's, which a native thread must not take); the loop says what went wrong. One write runs
+    at a time (``Progress._write_summary``), so the temporary name needs only the process id."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    data = text.encode()
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            write(Path(self.plan["out"]), summary)
-        except OSError as exc:  # a full disk must not stop the run: the final summary is written by sme
-            logging.getLogger("sme").warning("cannot write summary.json in %s: %s", self.plan["out"], exc)
+            os.fchmod(fd, 0o644)
+            done = 0
+            while done < len(data):
+                done += os.write(fd, data[done:])
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        return exc
+    return None

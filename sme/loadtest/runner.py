@@ -26,12 +26,12 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from sme.errors import ExitStatus, Interrupted, SmeError, UserError
 from sme.loadtest import config as cfg
 from sme.loadtest.results import render_slo, summarize, write
-from sme.loadtest.targets import resolve
+from sme.loadtest.targets import resolve, upload_async_inputs
 from sme.net import free_port
 
 
@@ -45,10 +45,17 @@ class Mode:
     expect_workers: int = 1
 
 
-def run_loadtest(config_path: str, out: str | None, mode: Mode, env: Any) -> int:
+def run_loadtest(config_path: str, out: str | None, mode: Mode, env: Any,
+                 display: Callable[[dict[str, Any]], None] | None = None) -> int:
+    """``display`` takes each progress line in place of the load line here (`sme run` draws its own screen)."""
     lt = cfg.load(config_path, machines=None if mode.role == "worker" else
                   mode.expect_workers if mode.role == "master" else 1)
     target = resolve(lt.target, lt.source)
+    if target.get("async") and (mode.role != "local" or lt.processes > 1):
+        raise UserError("a load test of an asynchronous endpoint runs in one load process for now",
+                        hint="run it without --master/--worker and with processes: 1")
+    if target.get("async"):
+        upload_async_inputs(target, lt.payload.bodies, lt.payload.content_type)
     if any(s.until_slo_breach for s in lt.stages) and not lt.slo:
         raise cfg.ConfigError(lt.source, "slo", "a ladder with until_slo_breach needs an `slo:` to check",
                               hint="add e.g. slo: {p99_ms: 250}")
@@ -58,10 +65,13 @@ def run_loadtest(config_path: str, out: str | None, mode: Mode, env: Any) -> int
     try:
         out_dir = Path(out) if out else work
         _prepare_out(out_dir, config_path, mode)
+        async_variants = _open_async(target, env) if target.get("async") else None
         plan = _plan(lt, target, config_path, work, None if mode.role == "worker" else out_dir)
         _write_private(work / "plan.json", json.dumps(plan))
+        counts_cold_starts = target["kind"] == "endpoint" and mode.role != "worker"
+        serverless = _serverless_variant(target, env) if counts_cold_starts else None
         child = _Child(_locust_args(lt, mode, out_dir), work, out_dir, env, log_to_stderr=mode.role == "worker")
-        interrupted = child.run(lambda line: _display(env, line), lt.duration)
+        interrupted = child.run(display or (lambda line: _display(env, line)), lt.duration)
         if mode.role == "worker":
             return int(ExitStatus.INTERRUPTED) if interrupted else int(ExitStatus.OK)
         final_path = work / "final.json"
@@ -78,12 +88,82 @@ def run_loadtest(config_path: str, out: str | None, mode: Mode, env: Any) -> int
         summary = summarize(final, lt.stages, lt.slo, lt.open, target, partial)
         write(out_dir, summary)
         render_slo(env.out, summary)
-        env.info(f"results in {out_dir}/ (summary.json, timeseries.csv, locust.html)")
+        if serverless and _add_serverless(summary, target, serverless, env):
+            write(out_dir, summary)
+        if async_variants and _add_async_split(summary, target, async_variants, env):
+            write(out_dir, summary)
+        extra = ", async_requests.csv" if summary.get("async") else ""
+        env.info(f"results in {out_dir}/ (summary.json, timeseries.csv, locust.html{extra})")
         if partial:
             return int(ExitStatus.INTERRUPTED)
         return int(ExitStatus.OK if summary["slo"]["passed"] else ExitStatus.SLO_FAILED)
     finally:
+        if target.get("async"):
+            from sme.loadtest.async_inbox import close_inbox
+
+            close_inbox(target, env.info)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _open_async(target: dict[str, Any], env: Any) -> list[str] | None:
+    """An asynchronous endpoint's variants (for CloudWatch after the run), read before the load; and its SNS
+    inbox when its config names topics (``async_inbox``: recorded in the state before it is made)."""
+    from sme.aws import AwsContext
+    from sme.loadtest import async_inbox, async_split
+
+    async_inbox.open_inbox(target, env.info)
+    try:
+        sagemaker = AwsContext.from_settings(None, target["async"]["region"]).client("sagemaker")
+        return async_split.variants(sagemaker, target["endpoint"])
+    except Exception as exc:  # noqa: BLE001 - the load runs without the per-minute split
+        env.info(f"could not read {target['endpoint']}'s variants ({exc}): no per-minute queue/processing split")
+        return None
+
+
+def _add_async_split(summary: dict[str, Any], target: dict[str, Any], variants: list[str], env: Any) -> bool:
+    """CloudWatch's per-minute queue and processing times beside the per-request split (False: unreadable)."""
+    from sme.aws import AwsContext
+    from sme.loadtest import async_split
+
+    section = summary.get("async")
+    if not section or not section["succeeded"] + section["failed"]:
+        return False
+    try:
+        cloudwatch = AwsContext.from_settings(None, target["async"]["region"]).client("cloudwatch")
+        section["per_minute"] = async_split.section(cloudwatch, target["endpoint"], variants, summary, env.info)
+    except Exception as exc:  # noqa: BLE001 - the run's own numbers are written whatever CloudWatch answers
+        env.info(f"could not read the endpoint's asynchronous metrics ({exc}); summary.json has the run without them")
+        return False
+    async_split.render(env.out, section)
+    return True
+
+
+def _serverless_variant(target: dict[str, Any], env: Any) -> tuple[str, dict] | None:
+    """(variant, ServerlessConfig) when the target endpoint is serverless; read once, before the load."""
+    from sme.aws import AwsContext
+    from sme.loadtest import serverless
+
+    try:
+        sagemaker = AwsContext.from_settings(None, target["sign"]["region"]).client("sagemaker")
+        return serverless.serverless_variant(sagemaker, target["endpoint"])
+    except Exception as exc:  # noqa: BLE001 - any failure (denied, unreadable reply): the load runs without it
+        env.info(f"could not tell whether {target['endpoint']} is serverless ({exc}): no cold-start count")
+        return None
+
+
+def _add_serverless(summary: dict[str, Any], target: dict[str, Any], found: tuple[str, dict], env: Any) -> bool:
+    """A serverless endpoint's cold starts and throttles in the summary (False when CloudWatch failed)."""
+    from sme.aws import AwsContext
+    from sme.loadtest import serverless
+
+    try:
+        summary["serverless"] = serverless.section(AwsContext.from_settings(None, target["sign"]["region"]),
+                                                   target["endpoint"], found, summary, env.info)
+    except Exception as exc:  # noqa: BLE001 - the run's own numbers are written whatever CloudWatch answers
+        env.info(f"could not read the endpoint's serverless metrics ({exc}); summary.json has the run without them")
+        return False
+    serverless.render(env.out, summary["serverless"])
+    return True
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -97,9 +177,11 @@ def _prepare_out(out_dir: Path, config_path: str, mode: Mode) -> None:
         return
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        for name in ("summary.json", "timeseries.csv", "locust.html"):
+        for name in ("summary.json", "timeseries.csv", "locust.html", "async_requests.csv"):
             (out_dir / name).unlink(missing_ok=True)
-        shutil.copyfile(config_path, out_dir / "loadtest.yaml")
+        copy = out_dir / "loadtest.yaml"
+        if not (copy.exists() and copy.samefile(config_path)):  # (-c DIR/loadtest.yaml --out DIR: it is there)
+            shutil.copyfile(config_path, copy)
     except OSError as exc:
         raise UserError(f"cannot write to {out_dir} ({exc.strerror or exc})", hint="choose another --out") from None
 
@@ -220,16 +302,21 @@ def _kill_group(proc: subprocess.Popen) -> None:
 _live: dict[str, Any] = {"live": None, "last": 0.0}
 
 
-def _display(env: Any, line: dict[str, Any]) -> None:
-    if line.get("done"):
-        return
+def progress_text(line: dict[str, Any]) -> str:
+    """The load line: stage, load, rate, latency, counts, time (one progress line of the load process)."""
     from sme.units import format_duration
 
     load = f"{line['users']} users" if line.get("users") is not None else f"{line.get('rate') or 0:.0f} req/s target"
-    text = (f"stage {_stage(line['stage'])} | {load} | {line['rps']:.0f} req/s | p50 {_ms(line['p50'])} "
+    return (f"stage {_stage(line['stage'])} | {load} | {line['rps']:.0f} req/s | p50 {_ms(line['p50'])} "
             f"p99 {_ms(line['p99'])} | {line['requests']} requests, {line['failures']} errors"
             f"{', ' + str(line['dropped']) + ' dropped' if line.get('rate') is not None else ''} | "
             f"{format_duration(line['elapsed'])} elapsed, {format_duration(line['remaining'])} left")
+
+
+def _display(env: Any, line: dict[str, Any]) -> None:
+    if line.get("done"):
+        return
+    text = progress_text(line)
     if env.interactive:
         from rich.live import Live
         from rich.text import Text

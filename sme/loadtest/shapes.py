@@ -62,6 +62,15 @@ class Schedule:
             return i
         return max([j for j, (start, _) in enumerate(self.bounds) if start < self.end] or [0])
 
+    def steady_seconds(self, stage: int) -> range:
+        """The seconds of the run (k: second [k, k + 1) after the start) that measure this stage steady:
+        those counted in it (see stage_of_second) up to the run's end, but its first and last, which
+        straddle its neighbours (a ramp, users spawning, requests in flight); all of them for a stage of
+        fewer than 4 seconds. Seconds after the run's end (requests in flight) are never steady."""
+        start, end = self.bounds[stage]
+        seconds = range(math.ceil(start - 0.5), math.ceil(min(end, self.end) - 0.5))
+        return seconds[1:-1] if len(seconds) >= 4 else seconds
+
     def at(self, t: float) -> Tick | None:
         i = self.stage_at(t)
         if i is None:

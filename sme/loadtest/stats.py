@@ -17,77 +17,14 @@ exactly.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
-LOWEST_US, HIGHEST_US, DIGITS = 1, 3_600_000_000, 3
+from sme.loadtest.hdr import (HIGHEST_US, LOWEST_US, MASK, OFFSET, Counts, count_into, dense_add, dense_pairs,
+                              flat, histogram, new_histogram, pairs_of, percentiles_us, shift_of)
+from sme.loadtest.limits import CpuTally
+
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p999": 99.9}
 RETAIN_S = 10  # seconds a settled second's counts are kept, so a batch that comes late still lands exactly
-
-Counts = dict[int, int]  # lowest equivalent value (us) -> count: a sparse HDR histogram
-
-
-def new_histogram() -> Any:
-    from hdrh.histogram import HdrHistogram
-
-    return HdrHistogram(LOWEST_US, HIGHEST_US, DIGITS)
-
-
-def encode(hist: Any) -> str:
-    data = hist.encode()
-    return data.decode() if isinstance(data, bytes) else data
-
-
-def _bucket_shape() -> tuple[int, int]:
-    """(mask, offset) such that, for a value v in range, ``s = (v | mask).bit_length() - offset`` is the
-    bit shift of v's HDR bucket: ``v >> s << s`` is the lowest value that histogram counts with v, and
-    ``1 << s`` the width of its bucket."""
-    h = new_histogram()
-    return h.sub_bucket_mask, h.sub_bucket_half_count_magnitude + 1
-
-
-_MASK, _OFFSET = _bucket_shape()
-
-
-def _shift(us: int) -> int:
-    return (us | _MASK).bit_length() - _OFFSET
-
-
-def _pairs(counts: Counts | list[int]) -> Iterable[tuple[int, int]]:
-    """A count table, or the flat [value, count, value, count, ...] list it travels as."""
-    if isinstance(counts, dict):
-        return counts.items()
-    return zip(counts[0::2], counts[1::2])
-
-
-def flat(counts: Counts) -> list[int]:
-    return [x for pair in counts.items() for x in pair]
-
-
-def histogram(counts: Counts | list[int]) -> Any:
-    """The hdrh histogram of these counts (for its encoded form: ~190 kB in memory while it lives)."""
-    hist = new_histogram()
-    for value, n in _pairs(counts):
-        hist.record_value(value, n)
-    return hist
-
-
-def percentiles_us(pairs: list[tuple[int, int]], percentiles: Iterable[float]) -> dict[float, int]:
-    """What hdrh's ``get_percentile_to_value_dict`` answers for a histogram of these (value, count) pairs
-    (sorted by value): for each percentile, the highest value equivalent to the bucket where the running
-    count reaches ``max(1, int(p * total / 100 + 0.5))`` (the lowest one for p = 0)."""
-    total = sum(n for _, n in pairs)
-    out: dict[float, int] = {}
-    if not total:
-        return out
-    running, k = 0, 0
-    for p in sorted(set(percentiles)):
-        target = max(int(min(p, 100.0) * total / 100 + 0.5), 1)
-        while running < target and k < len(pairs):
-            running += pairs[k][1]
-            k += 1
-        value = pairs[k - 1][0]
-        out[p] = value + (1 << _shift(value)) - 1 if p else value
-    return out
 
 
 class Recorder:
@@ -99,10 +36,17 @@ class Recorder:
     """
 
     def __init__(self) -> None:
-        self.seconds: dict[int, list] = {}  # second -> [{lowest equivalent value (us): count}, requests, failures]
+        # second -> [{lowest equivalent value (us): count}, requests, failures(, stream part)]
+        self.seconds: dict[int, list] = {}
         self.errors: dict[str, int] = {}
         self.dropped: dict[int, int] = {}
         self.offset = 0.0  # this process's clock minus the master's (see clock_skew)
+        self.cpu: dict[int, list] = {}  # second -> [this process's cores, its machine's busy share] (limits.py)
+        self.who: dict[str, Any] = {}  # this process: its label, role, host and the host's cores
+        self.bytes = [0, 0]  # request bodies sent, response bodies received (serverless bills data processed)
+
+    def record_cpu(self, second: int, mine: float, machine: float | None) -> None:
+        self.cpu[int(second - self.offset)] = [round(mine, 4), None if machine is None else round(machine, 4)]
 
     def record(self, done_at: float, latency_ms: float, error: str | None) -> None:
         sec = int(done_at - self.offset)
@@ -114,7 +58,7 @@ class Recorder:
             us = LOWEST_US
         elif us > HIGHEST_US:
             us = HIGHEST_US
-        shift = (us | _MASK).bit_length() - _OFFSET
+        shift = (us | MASK).bit_length() - OFFSET
         key = us >> shift << shift
         counts = slot[0]
         counts[key] = counts.get(key, 0) + 1
@@ -122,6 +66,28 @@ class Recorder:
         if error is not None:
             slot[2] += 1
             self.errors[error] = self.errors.get(error, 0) + 1
+
+    def record_stream(self, done_at: float, ttft_ms: float | None, gaps_ms: list[float], tokens: int) -> None:
+        """A streamed answer's tokens, in the second its request completed (``record`` counts the request):
+        time to first token, each inter-token gap, and its output tokens."""
+        sec = int(done_at - self.offset)
+        slot = self.seconds.get(sec)
+        if slot is None:
+            slot = self.seconds[sec] = [{}, 0, 0]
+        if len(slot) == 3:
+            slot.append([{}, {}, 0, 0])
+        part = slot[3]
+        if ttft_ms is not None:
+            count_into(part[0], ttft_ms)
+            part[3] += 1
+        itl, mask, offset = part[1], MASK, OFFSET
+        for gap in gaps_ms:  # (count_into inlined: a streamed answer has a gap per token)
+            us = int(gap * 1000.0 + 0.5)
+            us = LOWEST_US if us < LOWEST_US else HIGHEST_US if us > HIGHEST_US else us
+            shift = (us | mask).bit_length() - offset
+            key = us >> shift << shift
+            itl[key] = itl.get(key, 0) + 1
+        part[2] += tokens
 
     def drop(self, due_at: float) -> None:
         sec = int(due_at - self.offset)
@@ -131,9 +97,16 @@ class Recorder:
         """Everything recorded since the last drain. For a worker report (``wire``) the count tables are
         flat lists (msgpack and JSON keep them as they are); the local runner takes the dicts."""
         pack = flat if wire else (lambda c: c)
-        out = {"seconds": {str(s): [pack(c), n, f] for s, (c, n, f) in self.seconds.items()},
+        out = {"seconds": {str(s): [pack(slot[0]), slot[1], slot[2],
+                                    *([[pack(slot[3][0]), pack(slot[3][1]), slot[3][2], slot[3][3]]]
+                                      if len(slot) > 3 else [])]
+                           for s, slot in self.seconds.items()},
                "errors": self.errors, "dropped": {str(s): n for s, n in self.dropped.items()}}
-        self.seconds, self.errors, self.dropped = {}, {}, {}
+        if self.cpu and self.who:
+            out["cpu"] = {**self.who, "seconds": {str(s): v for s, v in self.cpu.items()}}
+        if any(self.bytes):
+            out["bytes"] = self.bytes
+        self.seconds, self.errors, self.dropped, self.cpu, self.bytes = {}, {}, {}, {}, [0, 0]
         return out
 
 
@@ -151,32 +124,36 @@ class Window:
     dropped: int = 0
     counts: Counts = field(default_factory=dict)
     dense: Any = None  # the hdrh histogram that holds the counts instead of ``counts``
+    stream: "StreamPart | None" = None  # streamed answers' tokens, once any arrived
 
     @classmethod
     def lasting(cls) -> "Window":
         return cls(dense=new_histogram())
 
-    def add(self, counts: Counts | list[int], requests: int = 0, failures: int = 0, dropped: int = 0) -> None:
+    def add(self, counts: Counts | list[int], requests: int = 0, failures: int = 0, dropped: int = 0,
+            stream: list[Any] | None = None) -> None:
+        if stream is not None:
+            if self.stream is None:
+                self.stream = StreamPart.new(lasting=self.dense is not None)
+            self.stream.add(stream)
         if self.dense is not None:
-            record = self.dense.record_value
-            for value, n in _pairs(counts):
-                record(value, n)
+            dense_add(self.dense, pairs_of(counts))
         else:
             mine = self.counts
-            for value, n in _pairs(counts):
+            for value, n in pairs_of(counts):
                 mine[value] = mine.get(value, 0) + n
         self.requests += requests
         self.failures += failures
         self.dropped += dropped
 
-    def merge(self, other: "Window") -> None:
-        self.add(dict(other.pairs()), other.requests, other.failures, other.dropped)
+    def merge(self, other: "Window", stream: bool = True) -> None:
+        self.add(dict(other.pairs()), other.requests, other.failures, other.dropped,
+                 other.stream.part() if stream and other.stream is not None else None)
 
     def pairs(self) -> list[tuple[int, int]]:
         """(lowest equivalent value, count) of every bucket with a count, by value."""
         if self.dense is not None:
-            h = self.dense
-            return [(h.get_value_from_index(i), n) for i, n in enumerate(h.counts) if n]
+            return dense_pairs(self.dense)
         return sorted(self.counts.items())
 
     def histogram(self) -> Any:
@@ -194,42 +171,80 @@ class Window:
         values = percentiles_us(pairs, PERCENTILES.values())
         out: dict[str, float | None] = {k: values[p] / 1000.0 for k, p in PERCENTILES.items()}
         top = pairs[-1][0]
-        out["max"] = (top + (1 << _shift(top)) - 1) / 1000.0
+        out["max"] = (top + (1 << shift_of(top)) - 1) / 1000.0
         # hdrh's mean: each bucket counted at its middle, summed as integers, divided once
-        total = sum(n * (v + ((1 << _shift(v)) >> 1)) for v, n in pairs)
+        total = sum(n * (v + ((1 << shift_of(v)) >> 1)) for v, n in pairs)
         out["mean"] = round(total / sum(n for _, n in pairs) / 1000.0, 3)
         return out
 
     def to_json(self) -> list[Any]:
-        return [[x for pair in self.pairs() for x in pair], self.requests, self.failures, self.dropped]
+        out = [[x for pair in self.pairs() for x in pair], self.requests, self.failures, self.dropped]
+        return out + [self.stream.part(wire=True)] if self.stream is not None else out
 
     @classmethod
-    def from_json(cls, data: list[Any]) -> "Window":
-        w = cls.lasting()
-        w.add(data[0], data[1], data[2], data[3])
+    def from_json(cls, data: list[Any], lasting: bool = True) -> "Window":
+        w = cls.lasting() if lasting else cls()
+        w.add(data[0], data[1], data[2], data[3], data[4] if len(data) > 4 else None)
         return w
+
+
+@dataclass
+class StreamPart:
+    """Streamed answers in a window: time-to-first-token and inter-token-gap counts (as a Window's latency
+    counts), output tokens, and the requests that brought at least one token."""
+
+    ttft: Window
+    itl: Window
+    tokens: int = 0
+    with_tokens: int = 0
+
+    @classmethod
+    def new(cls, lasting: bool) -> "StreamPart":
+        make = Window.lasting if lasting else Window
+        return cls(make(), make())
+
+    def add(self, part: list[Any]) -> None:
+        """``part``: [ttft counts, inter-token counts, tokens, requests with tokens], as Recorder drains it."""
+        ttft, itl, tokens, with_tokens = part
+        self.ttft.add(ttft)
+        self.itl.add(itl)
+        self.tokens += tokens
+        self.with_tokens += with_tokens
+
+    def part(self, wire: bool = False) -> list[Any]:
+        if wire:
+            return [flat(dict(self.ttft.pairs())), flat(dict(self.itl.pairs())), self.tokens, self.with_tokens]
+        return [dict(self.ttft.pairs()), dict(self.itl.pairs()), self.tokens, self.with_tokens]
 
 
 class Tally:
     """The merge of every process's drained batches, in memory that does not grow with the run.
 
     ``stage_of(second)`` says which stage a second's requests count in (each second in exactly one stage,
-    so the stages add up to the whole). The last seconds are kept apart until ``settle`` hands them out
+    so the stages add up to the whole), and ``steady_of(second, stage)`` whether that second measures the
+    stage steady (see Schedule.steady_seconds). The few seconds that do not (a stage's first and last) are
+    also kept apart, as small count tables, so that ``steady(stage)`` is the exact histogram of the steady
+    seconds alone (the stage's counts minus theirs) at no cost in memory per stage. The last seconds are kept apart until ``settle`` hands them out
     as rows, and for RETAIN_S more: a batch for a second already handed out (a worker's report that came
     late) still counts exactly in the whole and its stage, and lands in ``corrected`` so that its row can
     be written again at the end (whole; or, for a batch later than RETAIN_S, by adding its counts).
     """
 
-    def __init__(self, stage_of: Callable[[int], int] | None = None) -> None:
+    def __init__(self, stage_of: Callable[[int], int] | None = None,
+                 steady_of: Callable[[int, int], bool] | None = None) -> None:
         self.stage_of = stage_of or (lambda second: 0)
+        self.steady_of = steady_of or (lambda second, stage: True)
         self.whole = Window.lasting()
         self.stages: dict[int, Window] = {}
+        self.edges: dict[int, Window] = {}  # per stage, the seconds counted in it that are not steady
         self.recent: dict[int, Window] = {}  # the seconds not yet settled, and the last RETAIN_S settled ones
         self.settled_before: int | None = None  # rows were handed out for every second before this one
         self.first_second: int | None = None  # the run's first row (its start), once known
         self.corrected: dict[int, Window] = {}  # settled seconds that got more data: their row, again
         self.partly: set[int] = set()  # ... of which only the late part is known (add it to the row)
         self.errors: dict[str, int] = {}
+        self.cpu = CpuTally()  # the load processes' and machines' CPU per stage
+        self.bytes = [0, 0]  # request bodies sent, response bodies received, by every load process
 
     @property
     def requests(self) -> int:
@@ -244,19 +259,26 @@ class Tally:
         return self.whole.dropped
 
     def add(self, batch: dict[str, Any]) -> None:
-        for sec, (counts, n, f) in batch.get("seconds", {}).items():
-            self._second(int(sec), counts, n, f, 0)
+        for sec, (counts, n, f, *stream) in batch.get("seconds", {}).items():
+            self._second(int(sec), counts, n, f, 0, stream[0] if stream else None)
         for key, n in batch.get("errors", {}).items():
             self.errors[key] = self.errors.get(key, 0) + n
         for sec, n in batch.get("dropped", {}).items():
             self._second(int(sec), {}, 0, 0, n)
+        if batch.get("cpu"):
+            self.cpu.add(batch["cpu"], self.stage_of, self.first_second)
+        if batch.get("bytes"):
+            self.bytes = [self.bytes[0] + int(batch["bytes"][0]), self.bytes[1] + int(batch["bytes"][1])]
 
-    def _second(self, sec: int, counts: Counts | list[int], n: int, f: int, d: int) -> None:
-        self.whole.add(counts, n, f, d)
+    def _second(self, sec: int, counts: Counts | list[int], n: int, f: int, d: int,
+                stream: list[Any] | None = None) -> None:
+        self.whole.add(counts, n, f, d, stream)
         stage = self.stage_of(sec)
         if stage not in self.stages:
             self.stages[stage] = Window.lasting()
-        self.stages[stage].add(counts, n, f, d)
+        self.stages[stage].add(counts, n, f, d, stream)
+        if not self.steady_of(sec, stage):  # (a stage's steady numbers are its requests' alone: no stream part)
+            self.edges.setdefault(stage, Window()).add(counts, n, f, d)
         settled = self.settled_before is not None and sec < self.settled_before
         w = self.recent.get(sec) or self.corrected.get(sec)
         if w is None:
@@ -265,9 +287,22 @@ class Tally:
                 self.partly.add(sec)
             else:
                 self.recent[sec] = w
-        w.add(counts, n, f, d)
+        w.add(counts, n, f, d, stream)
         if settled:
             self.corrected[sec] = w
+
+    def steady(self, stage: int) -> Window:
+        """The stage's steady seconds: its counts minus those of its edge seconds (counts subtract exactly)."""
+        whole, edges = self.stages.get(stage) or Window(), self.edges.get(stage) or Window()
+        counts = dict(whole.pairs())
+        for value, n in edges.pairs():
+            left = counts[value] - n
+            if left:
+                counts[value] = left
+            else:
+                del counts[value]
+        return Window(whole.requests - edges.requests, whole.failures - edges.failures,
+                      whole.dropped - edges.dropped, counts)
 
     def settle(self, before: int) -> list[tuple[int, Window]]:
         """Every second before ``before`` not handed out yet, in order, empty ones too: the rows to write."""
@@ -286,19 +321,23 @@ class Tally:
         w = Window()
         for sec, slot in self.recent.items():
             if int(start) <= sec < end:
-                w.merge(slot)
+                w.merge(slot, stream=False)  # (the live line shows requests' latency only)
         return w
 
     def to_json(self) -> dict[str, Any]:
         return {"whole": self.whole.to_json(), "stages": {str(i): w.to_json() for i, w in sorted(self.stages.items())},
-                "errors": self.errors}
+                "edges": {str(i): w.to_json() for i, w in sorted(self.edges.items())}, "errors": self.errors,
+                "cpu": self.cpu.to_json(), "bytes": self.bytes}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Tally":
         t = cls()
         t.whole = Window.from_json(data["whole"])
         t.stages = {int(i): Window.from_json(w) for i, w in data.get("stages", {}).items()}
+        t.edges = {int(i): Window.from_json(w, lasting=False) for i, w in data.get("edges", {}).items()}
         t.errors = dict(data.get("errors", {}))
+        t.cpu = CpuTally.from_json(data.get("cpu"))
+        t.bytes = list(data.get("bytes") or [0, 0])
         return t
 
 
@@ -314,8 +353,15 @@ def clock_skew(sent_at: float | None, received_at: float) -> float:
     return skew if abs(skew) > CLOCK_TOLERANCE_S else 0.0
 
 
-def error_key(status: int | None, exception: BaseException | None) -> str:
-    """`status:503` for an HTTP error reply, `exception:ConnectionRefusedError` when there was no reply."""
+def error_key(status: int | None, exception: BaseException | None, error_type: str | None = None) -> str:
+    """`status:503` for an HTTP error reply, `status:400:ThrottlingException` when the reply names its AWS error
+    code (``x-amzn-ErrorType``, whose text after a ':' is a namespace, as botocore reads it),
+    `exception:ConnectionRefusedError` when there was no reply, and `stream:ModelStreamError` for a stream
+    that broke after its 200 (see streaming.StreamFailure)."""
+    code = getattr(exception, "stream_code", None)
+    if code:
+        return f"stream:{code}"
     if status:
-        return f"status:{status}"
+        code = (error_type or "").split(":", 1)[0].strip()
+        return f"status:{status}:{code}" if code else f"status:{status}"
     return f"exception:{type(exception).__name__ if exception else 'Unknown'}"

@@ -27,15 +27,34 @@ class ReportOptions:
     use_pricing_api: bool = True
 
 
-def run_report(opts: ReportOptions, env: Any, pricer: Pricer | None = None) -> int:
+def run_report(opts: ReportOptions, env: Any, pricer: Pricer | None = None, serverless_pricer: Any = None) -> int:
     run = load_run(opts.directory, opts.watch_file)
     notes = list(run.notes)
+    from sme.loadtest.limits import notices
+    from sme.report.kind_section import kind_cost, page_parts
+    from sme.report.serverless_prices import ServerlessPricer
+
+    notes += notices(run.summary or {})  # a laptop's limit must not read as the model's
     prices = price_variants(run, opts, pricer or Pricer(use_api=opts.use_pricing_api), notes)
+    kc = kind_cost(run, region_of(run, opts.region)[0],
+                   serverless_pricer or ServerlessPricer(use_api=opts.use_pricing_api))
+    notes += kc.notes
     h = headline(run, prices)
+    if kc.setup is not None:  # a serverless variant has no instances to price: kind_section costs it
+        h.costs = [c for c in h.costs if c.variant != kc.setup.variant]
     tl = timeline.build(run)
     inputs = [p.name for p in (run.directory / "summary.json", run.directory / "timeseries.csv")
               if p.exists()] + ([str(run.watch_path)] if run.watch_path else [])
-    html = page.render(h, tl, notes, {"directory": run.directory, "inputs": inputs})
+    sources: dict[str, Any] = {"directory": run.directory, "inputs": inputs}
+    from sme.run import marks
+
+    found = marks.read(run)  # `sme run`'s events (its run.json), marked on the time axis with verdicts
+    if found is not None:
+        tl.markers = marks.merge(tl.markers, found)
+        tl.end_s = max([tl.end_s] + [m.at_s for m in tl.markers])
+        sources["run_events"] = marks.section(found)
+        inputs.append(marks.RUN_LOG)
+    html = page.render(h, tl, notes, sources, page_parts(kc, run.summary))
     out = opts.out or run.directory / "report.html"
     from sme.state import write_atomic
 
@@ -45,7 +64,7 @@ def run_report(opts: ReportOptions, env: Any, pricer: Pricer | None = None) -> i
         raise UserError(f"cannot write {out}: {exc.strerror or exc}", hint="pass --out to a writable path") from None
     for note in notes:
         say(env, f"note: {note}")
-    say(env, f"wrote {out} ({len(tl.charts)} chart(s){_cost_line(h)})")
+    say(env, f"wrote {out} ({len(tl.charts)} chart(s){_cost_line(h) if kc.kind != 'serverless' else _kind_line(kc)})")
     return 0
 
 
@@ -59,6 +78,12 @@ def _cost_line(h: Any) -> str:
         return ""
     sources = sorted({c.price.source.split(" (")[0] for c in h.costs if c.price})
     return f"; run cost {page.money(h.cost_usd)} from {', '.join(sources)}"
+
+
+def _kind_line(kc: Any) -> str:
+    from sme.report.kind_section import money
+
+    return f"; run cost {money(kc.usd)} (serverless) from {kc.source.split(' (')[0]}"
 
 
 def parse_instance_types(values: Iterable[str]) -> tuple[str | None, dict[str, str]]:
@@ -118,10 +143,16 @@ def price_variants(run: Run, opts: ReportOptions, pricer: Pricer, notes: list[st
     if not types:
         return {}
     region, how = region_of(run, opts.region)
+    from sme.report.kind_usage import endpoint_kind, serverless_setup
+    from sme.report.pricing import ASYNC_INF, HOST
+
+    usage = ASYNC_INF if endpoint_kind(run) == "async" else HOST  # the Price List bills async hosting apart
     prices: dict[str, Price | None] = {}
     for variant, itype in types.items():
-        prices[variant] = pricer.price(itype, region) if itype else None
-    unknown = [v for v, t in types.items() if not t]
+        prices[variant] = pricer.price(itype, region, usage) if itype else None
+
+    setup = serverless_setup(run)  # a serverless variant has no instance type: it is priced by kind_section
+    unknown = [v for v, t in types.items() if not t and not (setup and setup.variant == v)]
     if unknown:
         notes.append(f"instance type of {', '.join(unknown)} unknown: cost not computed (the watch file does "
                      "not record it: a serverless variant, an older sme, or DescribeEndpointConfig failed; "

@@ -17,6 +17,7 @@ API = "AWS Pricing API"
 SERVICE = "AmazonSageMaker"
 TABLE_DEFAULT_REGION = "us-east-1"
 MAX_PAGES = 5
+HOST, ASYNC_INF = "Host", "AsyncInf"  # the Price List's usage types for real-time and asynchronous hosting
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class Pricer:
     use_api: bool = True
     client_factory: Callable[[], Any] = _default_client
     api_error: str | None = None  # why the API was given up on, for the output
-    _cache: dict[tuple[str, str], Price] = field(default_factory=dict)
+    _cache: dict[tuple[str, str, str], Price] = field(default_factory=dict)
     _table: dict[str, Any] | None = None
 
     @property
@@ -80,18 +81,20 @@ class Pricer:
             self._table = load_table()
         return self._table
 
-    def price(self, instance_type: str, region: str) -> Price:
-        key = (instance_type, region)
+    def price(self, instance_type: str, region: str, usage: str = HOST) -> Price:
+        """``usage``: ``Host`` (real-time hosting) or ``AsyncInf`` (an asynchronous endpoint's instances, which
+        the Price List prices under their own usage type, ``<REGION>-AsyncInf:<type>``)."""
+        key = (instance_type, region, usage)
         if key not in self._cache:
-            found = self._from_api(instance_type, region) if self.use_api and self.api_error is None else None
-            self._cache[key] = found or self._from_table(instance_type, region)
+            found = self._from_api(instance_type, region, usage) if self.use_api and self.api_error is None else None
+            self._cache[key] = found or self._from_table(instance_type, region, usage)
         return self._cache[key]
 
-    def _from_api(self, instance_type: str, region: str) -> Price | None:
+    def _from_api(self, instance_type: str, region: str, usage: str) -> Price | None:
         try:
             client = self.client_factory()
             for field_name in ("instanceName", "instanceType"):
-                usd = _query(client, instance_type, region, field_name)
+                usd = _query(client, instance_type, region, field_name, usage)
                 if usd is not None:
                     return Price(instance_type, region, usd, API)
         except Exception as exc:  # noqa: BLE001 - any failure means "use the table", and the output says why
@@ -99,10 +102,13 @@ class Pricer:
             return None
         return None
 
-    def _from_table(self, instance_type: str, region: str) -> Price:
+    def _from_table(self, instance_type: str, region: str, usage: str = HOST) -> Price:
         regions = self.table.get("regions") or {}
         label = table_label(self.table)
         why = self._why_table()
+        if usage != HOST:  # the table holds real-time hosting rates only
+            why += (f"; the table has real-time (Host) rates only: this is the Host rate, the {usage} rate AWS bills "
+                    "for an asynchronous endpoint may differ")
         if instance_type in regions.get(region, {}):
             return Price(instance_type, region, float(regions[region][instance_type]), label, why)
         fallback = regions.get(TABLE_DEFAULT_REGION, {})
@@ -136,14 +142,14 @@ def short_error(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _query(client: Any, instance_type: str, region: str, field_name: str) -> float | None:
+def _query(client: Any, instance_type: str, region: str, field_name: str, usage: str = HOST) -> float | None:
     filters = [{"Type": "TERM_MATCH", "Field": "regionCode", "Value": region},
                {"Type": "TERM_MATCH", "Field": field_name, "Value": instance_type}]
     kwargs: dict[str, Any] = {"ServiceCode": SERVICE, "Filters": filters, "MaxResults": 100}
     for _ in range(MAX_PAGES):
         reply = client.get_products(**kwargs)
         for item in reply.get("PriceList") or []:
-            usd = hosting_price(json.loads(item) if isinstance(item, str) else item, instance_type)
+            usd = hosting_price(json.loads(item) if isinstance(item, str) else item, instance_type, usage)
             if usd is not None:
                 return usd
         if not reply.get("NextToken"):
@@ -152,11 +158,17 @@ def _query(client: Any, instance_type: str, region: str, field_name: str) -> flo
     return None
 
 
-def hosting_price(product: dict[str, Any], instance_type: str) -> float | None:
-    """The On-Demand USD/hour of a real-time hosting product (usage type ``<REGION>-Host:<type>``)."""
+def hosting_price(product: dict[str, Any], instance_type: str, usage_type: str = "Host") -> float | None:
+    """The On-Demand USD/hour of a hosting product: usage type ``<REGION>-Host:<type>`` (real-time) or
+    ``<REGION>-AsyncInf:<type>`` (asynchronous inference)."""
     usage = str(((product.get("product") or {}).get("attributes") or {}).get("usagetype") or "")
-    if not re.fullmatch(rf"(?:[A-Z0-9]+-)?Host:{re.escape(instance_type)}", usage):
+    if not re.fullmatch(rf"(?:[A-Z0-9]+-)?{re.escape(usage_type)}:{re.escape(instance_type)}", usage):
         return None
+    return on_demand_usd(product)
+
+
+def on_demand_usd(product: dict[str, Any]) -> float | None:
+    """The first positive On-Demand USD price of a Price List product document."""
     for term in ((product.get("terms") or {}).get("OnDemand") or {}).values():
         for dim in (term.get("priceDimensions") or {}).values():
             try:

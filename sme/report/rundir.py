@@ -20,7 +20,7 @@ SUMMARY = "summary.json"
 TIMESERIES = "timeseries.csv"
 WATCH = "watch.jsonl"  # the name `sme report` looks for first; any other *.jsonl watch file also works
 NUMERIC = ("time", "elapsed_s", "stage", "users", "target_rps", "requests", "failures", "rps", "p50_ms",
-           "p99_ms")
+           "p99_ms", "ttft_p50_ms", "ttft_p99_ms", "itl_p50_ms", "itl_p99_ms", "output_tokens")  # (stream: optional)
 
 
 @dataclass

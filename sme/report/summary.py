@@ -139,11 +139,10 @@ def _p99(run: Run, h: Headline) -> None:
     if isinstance(lat.get("p99"), (int, float)) and (h.requests or 0) > 0:
         h.p99_ms, h.p99_basis = float(lat["p99"]), "all requests (client)"
         return
-    pairs = [(r["p99_ms"], r["requests"] or 0) for r in run.rows if r.get("p99_ms") is not None]
-    weight = sum(n for _, n in pairs)
-    if weight:
-        h.p99_ms = sum(p * n for p, n in pairs) / weight  # type: ignore[operator]
-        h.p99_basis = "approximate: request-weighted mean of per-second p99 (client)"
+    if any(r.get("p99_ms") is not None for r in run.rows):
+        # a p99 comes from the run's histogram only (summary.json): an average of per-second p99s is not one
+        h.p99_basis = "unknown: summary.json (the run's histogram) is missing or unreadable; per-second p99s " \
+                      "are in the latency chart"
 
 
 def instance_minutes(samples: list[dict[str, Any]]) -> tuple[dict[str, float], float]:

@@ -42,6 +42,7 @@ class Band:
     end_s: float
     label: str
     detail: str
+    usage: str = ""  # CPU and memory during the stage, from the watch samples inside it (utilisation.cell)
 
 
 @dataclass(frozen=True)
@@ -67,22 +68,30 @@ class Timeline:
 
 def build(run: Run) -> Timeline:
     t0 = run.started_at
-    bands = stage_bands(run.summary)
+    bands = [_with_usage(b, run, t0) for b in stage_bands(run.summary)]
     markers = event_markers(run.samples, t0)
     charts: list[Chart] = []
     omitted: list[str] = []
-    for make in (_throughput, _latency, _instances, _utilisation, _subnets):
+    for make in (_throughput, _latency, _tokens_latency, _tokens_rate, _instances, _utilisation, _subnets):
         chart, need = make(run, t0)
         if chart is not None and any(s.points for s in chart.series):
             charts.append(Chart(chart.key, chart.title, chart.unit, tuple(s for s in chart.series if s.points),
                                 chart.caption, chart.y_at_least, chart.integer))
-        else:
+        elif need:  # (a chart that does not apply to this run, e.g. tokens of a run that did not stream, says "")
             omitted.append(need)
     xs = [x for c in charts for s in c.series for x, _ in s.points] + [b.end_s for b in bands]
     xs += [m.at_s for m in markers]
     end = max(xs) if xs else 0.0
     begin = min([0.0] + [x for c in charts for s in c.series for x, _ in s.points] + [m.at_s for m in markers])
     return Timeline(t0, max(end, begin + 1.0), begin, bands, markers, charts, omitted)
+
+
+def _with_usage(band: Band, run: Run, t0: float) -> Band:
+    from dataclasses import replace
+
+    from sme.report.utilisation import between, cell
+
+    return replace(band, usage=cell(between(run.samples, None, t0 + band.start_s, t0 + band.end_s)))
 
 
 def stage_bands(summary: dict[str, Any] | None) -> list[Band]:
@@ -166,6 +175,33 @@ def _throughput(run: Run, t0: float) -> tuple[Chart | None, str]:
     return Chart("throughput", "Client requests and errors", "req/s",
                  (Series("requests/s", _client(run, t0, "rps")), Series("errors/s", _client(run, t0, "failures"))),
                  "Per second, as the load generator saw them."), need
+
+
+def _streamed(run: Run) -> bool:
+    return bool((run.summary or {}).get("stream"))
+
+
+def _tokens_latency(run: Run, t0: float) -> tuple[Chart | None, str]:
+    need = "Time to first token and inter-token latency: needs timeseries.csv of a streaming run" if _streamed(run) \
+        else ""
+    if not any(r.get("ttft_p99_ms") is not None for r in run.rows):
+        return None, need
+    return Chart("tokens_latency", "Time to first token and inter-token latency", "ms",
+                 (Series("TTFT p50", _client(run, t0, "ttft_p50_ms")),
+                  Series("TTFT p99", _client(run, t0, "ttft_p99_ms")),
+                  Series("ITL p99", _client(run, t0, "itl_p99_ms"), dashed=True)),
+                 "Per second, by completion time, as the load generator saw them: TTFT from each request's start "
+                 "(its due time in the open model) to its first token; ITL between consecutive tokens."), need
+
+
+def _tokens_rate(run: Run, t0: float) -> tuple[Chart | None, str]:
+    need = "Output tokens per second: needs timeseries.csv of a streaming run" if _streamed(run) else ""
+    if not any(r.get("output_tokens") is not None for r in run.rows):
+        return None, need
+    return Chart("tokens_rate", "Output tokens per second", "tokens/s",
+                 (Series("output tokens/s", _client(run, t0, "output_tokens")),),
+                 "Tokens of the answers that completed in each second (the server's own count when it gives one)."), \
+        need
 
 
 # the front door's layers, outermost first: API Gateway's whole time, the part spent waiting on its

@@ -13,7 +13,7 @@ from collections import deque
 from typing import Any
 
 from sme.units import format_duration
-from sme.watch.metrics import FRONT_DOOR, unit_of
+from sme.watch.metrics import ASYNC_QUEUE, FRONT_DOOR, unit_of
 
 BARS = "▁▂▃▄▅▆▇█"
 TREND = 16  # samples kept per series for the sparkline
@@ -67,6 +67,10 @@ def shown(key: str, value: Any, window_s: float | None = None) -> str:
         return f"{ms:,.{digits}f} ms"
     if unit == "%":
         return f"{value:.1f}%"
+    if unit == "s":
+        return f"{value:.1f} s"
+    if unit == "level":  # a queue's level at a moment, not a count per window
+        return fmt(float(value))
     return f"{fmt(float(value))} per {format_duration(window_s)}" if window_s else fmt(float(value))
 
 
@@ -94,6 +98,10 @@ def summary_line(record: dict[str, Any]) -> str:
     for key in ("Count", "Latency"):
         if key in door:
             parts.append(f"front_door.{key}={shown(key, door[key], window)}")
+    queue = (record.get("async_queue") or {}).get("metrics") or {}
+    for key in ("ApproximateBacklogSize", "HasBacklogWithoutCapacity"):
+        if key in queue:
+            parts.append(f"async_queue.{key}={shown(key, queue[key], window)}")
     room = record.get("headroom")
     if room:
         parts.append(f"headroom {room['total']} ({', '.join(f'{az} {n}' for az, n in room['per_az'].items())})")
@@ -117,6 +125,8 @@ class History:
         groups = dict(record.get("metrics") or {})
         if record.get("front_door"):
             groups[FRONT_DOOR] = record["front_door"].get("metrics") or {}
+        if record.get("async_queue"):
+            groups[ASYNC_QUEUE] = record["async_queue"].get("metrics") or {}
         for group, series in groups.items():
             for key, value in series.items():
                 self.keys[f"{group} {key}"] = key

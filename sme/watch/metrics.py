@@ -42,6 +42,18 @@ METRICS: dict[str, tuple[str, str]] = {
     "GPUUtilization": (INSTANCE, "Average"),
     "GPUMemoryUtilization": (INSTANCE, "Average"),
 }
+# a serverless endpoint's own metrics (SageMaker's serverless monitoring page lists them; the provisioned
+# concurrency ones only for a variant with ProvisionedConcurrency). Concurrency levels averaged, counts summed.
+SERVERLESS_METRICS: dict[str, tuple[str, str]] = {
+    "ServerlessConcurrentExecutionsUtilization": (SAGEMAKER, "Average"),
+    "ServerlessProvisionedConcurrencyExecutions": (SAGEMAKER, "Average"),
+    "ServerlessProvisionedConcurrencyUtilization": (SAGEMAKER, "Average"),
+    "ServerlessProvisionedConcurrencyInvocations": (SAGEMAKER, "Sum"),
+    "ServerlessProvisionedConcurrencySpilloverInvocations": (SAGEMAKER, "Sum"),
+}
+# what a serverless variant does not publish: it has no instances
+INSTANCE_ONLY = ("InvocationsPerInstance", "CPUUtilization", "DiskUtilization", "GPUUtilization",
+                 "GPUMemoryUtilization")
 APIGATEWAY = "AWS/ApiGateway"
 LAMBDA = "AWS/Lambda"
 # the front door: API Gateway (by ApiName, a dimension set AWS publishes by default) and the Lambda proxy
@@ -57,13 +69,25 @@ FRONT_DOOR_METRICS: dict[str, tuple[str, str]] = {
     "Throttles": (LAMBDA, "Sum"),
 }
 FRONT_DOOR = "front door"  # the key its series are fetched under (no variant name has a space)
+# an asynchronous endpoint's queue, published per endpoint (dimension EndpointName only): the backlog is
+# averaged over the window, whether it had a backlog with no instance to serve it is its worst case
+ASYNC_METRICS: dict[str, tuple[str, str]] = {
+    "ApproximateBacklogSize": (SAGEMAKER, "Average"),
+    "ApproximateBacklogSizePerInstance": (SAGEMAKER, "Average"),
+    "HasBacklogWithoutCapacity": (SAGEMAKER, "Maximum"),
+    "ApproximateAgeOfOldestRequest": (SAGEMAKER, "Maximum"),
+}
+ASYNC_QUEUE = "async queue"  # the key its series are fetched under
 # what each metric is measured in, as CloudWatch reports it: SageMaker's latencies in microseconds,
 # API Gateway's and Lambda's in milliseconds
 UNITS: dict[str, str] = {"ModelLatency": "us", "OverheadLatency": "us", "ModelSetupTime": "us",
                          "CPUUtilization": "%", "MemoryUtilization": "%", "DiskUtilization": "%",
                          "GPUUtilization": "%", "GPUMemoryUtilization": "%",
-                         "Latency": "ms", "IntegrationLatency": "ms", "Duration": "ms"}
-_DEFAULT_STAT = {name: stat for name, (_, stat) in {**METRICS, **FRONT_DOOR_METRICS}.items()}
+                         "Latency": "ms", "IntegrationLatency": "ms", "Duration": "ms",
+                         "ApproximateAgeOfOldestRequest": "s", "ApproximateBacklogSize": "level",
+                         "ApproximateBacklogSizePerInstance": "level", "HasBacklogWithoutCapacity": "level"}
+_KNOWN = {**METRICS, **SERVERLESS_METRICS}
+_DEFAULT_STAT = {name: stat for name, (_, stat) in {**_KNOWN, **FRONT_DOOR_METRICS, **ASYNC_METRICS}.items()}
 # what --p99 adds
 P99_METRICS = ("ModelLatency", "OverheadLatency")
 P99_FRONT_DOOR = ("Latency", "IntegrationLatency")
@@ -113,17 +137,26 @@ def parse_metric_specs(values: Iterable[str], p99: bool = False) -> tuple[Metric
         specs = [MetricSpec(name, ns, stat) for name, (ns, stat) in METRICS.items()]
     for item in items:
         name, _, stat = item.partition(":")
-        if name not in METRICS:
+        if name not in _KNOWN:
             raise UserError(f"--metric {item!r}: unknown metric {name!r}",
-                            hint=f"use one of {', '.join(METRICS)} (optionally :Sum, :Average, :Maximum, :p99)")
-        stat = stat or METRICS[name][1]
+                            hint=f"use one of {', '.join(_KNOWN)} (optionally :Sum, :Average, :Maximum, :p99)")
+        stat = stat or _KNOWN[name][1]
         if not _STAT.fullmatch(stat):
             raise UserError(f"--metric {item!r}: unknown statistic {stat!r}",
                             hint="use Sum, Average, Maximum, Minimum, SampleCount or a percentile such as p99")
-        specs.append(MetricSpec(name, METRICS[name][0], stat))
+        specs.append(MetricSpec(name, _KNOWN[name][0], stat))
     if p99:
         specs += [MetricSpec(n, METRICS[n][0], "p99") for n in P99_METRICS]
     return tuple(dict.fromkeys(specs))  # unique, in order
+
+
+def serverless_specs(specs: tuple[MetricSpec, ...], provisioned: bool) -> tuple[MetricSpec, ...]:
+    """The default metrics for a serverless endpoint: no instance metrics, its serverless ones instead (the
+    provisioned-concurrency ones when it has provisioned concurrency)."""
+    kept = [m for m in specs if m.name not in INSTANCE_ONLY]
+    added = [MetricSpec(name, ns, stat) for name, (ns, stat) in SERVERLESS_METRICS.items()
+             if provisioned or "Provisioned" not in name]
+    return tuple(dict.fromkeys(kept + added))
 
 
 def series_for(variants: Iterable[str], specs: Iterable[MetricSpec]) -> list[Series]:
@@ -139,6 +172,14 @@ def front_door_series(door: FrontDoor | None, p99: bool = False) -> list[Series]
         specs += [MetricSpec(n, APIGATEWAY, "p99") for n in P99_FRONT_DOOR]
     return [Series(FRONT_DOOR, m, (("ApiName", door.api_name),) if m.namespace == APIGATEWAY
                    else (("FunctionName", door.function_name),)) for m in specs]
+
+
+def async_series(endpoint: str, asynchronous: bool) -> list[Series]:
+    """An asynchronous endpoint's four backlog series (none for a real-time one)."""
+    if not asynchronous:
+        return []
+    return [Series(ASYNC_QUEUE, MetricSpec(n, ns, stat), (("EndpointName", endpoint),))
+            for n, (ns, stat) in ASYNC_METRICS.items()]
 
 
 def period_for(interval: float) -> int:

@@ -28,6 +28,8 @@ class Target:
     subnets: tuple[str, ...] = ()
     scaling: bool = False  # some variant is an Application Auto Scaling target
     front_door: cw.FrontDoor | None = None  # the experiment's API Gateway and Lambda proxy, if it has them
+    serverless: dict | None = None  # the serverless variant's ServerlessConfig, for a serverless endpoint
+    asynchronous: bool = False  # its endpoint config has an AsyncInferenceConfig (learnt from DescribeEndpointConfig)
 
 
 @dataclass
@@ -77,6 +79,11 @@ class Sampler:
                               for v in reply.get("ProductionVariants") or []]
         if record["variants"]:
             self.target.variants = tuple(v["name"] for v in record["variants"])
+        config = self.target.serverless
+        if config and len(record["variants"]) == 1:  # (serverless: one variant) its memory prices the run
+            record["variants"][0]["serverless"] = {"memory_mb": config.get("MemorySizeInMB"),
+                                                   "max_concurrency": config.get("MaxConcurrency"),
+                                                   "provisioned_concurrency": config.get("ProvisionedConcurrency", 0)}
         if self._last_status is not None and status != self._last_status:
             record["events"].append({"time": self.wall(), "kind": "status", "variant": None,
                                      "message": f"endpoint {self._last_status} -> {status}"})
@@ -96,12 +103,14 @@ class Sampler:
             reply = self._call("sagemaker", "DescribeEndpointConfig", deadline, EndpointConfigName=config)
             types = {v["VariantName"]: v["InstanceType"] for v in reply.get("ProductionVariants") or []
                      if v.get("InstanceType")}
+            self.target.asynchronous = bool(reply.get("AsyncInferenceConfig"))
             self._instance_types = (config, types)
         return self._instance_types[1]
 
     def _metrics(self, record: dict[str, Any], deadline: float) -> None:
         door = self.target.front_door
-        series = cw.series_for(self.target.variants, self.specs) + cw.front_door_series(door, self.front_door_p99)
+        series = (cw.series_for(self.target.variants, self.specs) + cw.front_door_series(door, self.front_door_p99)
+                  + cw.async_series(self.target.endpoint, self.target.asynchronous))
         if not series:
             return
         start, end = record["window"]
@@ -110,6 +119,8 @@ class Sampler:
         if door is not None:
             record["front_door"] = {"api_name": door.api_name, "function_name": door.function_name,
                                     "metrics": values.pop(cw.FRONT_DOOR, {})}
+        if self.target.asynchronous:
+            record["async_queue"] = {"metrics": values.pop(cw.ASYNC_QUEUE, {})}
         record["metrics"] = values
 
     def _subnets(self, record: dict[str, Any], deadline: float) -> None:

@@ -203,6 +203,8 @@ def flatten(record: dict[str, Any]) -> dict[str, Any]:
             row[f"{variant}.{key}"] = value
     for key, value in ((record.get("front_door") or {}).get("metrics") or {}).items():
         row[f"front_door.{key}"] = value
+    for key, value in ((record.get("async_queue") or {}).get("metrics") or {}).items():
+        row[f"async_queue.{key}"] = value
     for s in record.get("subnets") or []:
         row[f"{s['id']}.free_ips"] = s.get("free_ips")
         row[f"{s['id']}.sagemaker_enis"] = s.get("sagemaker_enis")

@@ -101,6 +101,10 @@ EXPERIMENT_CASES = {
     "a YAML date as a tag": ({"team: ml": "team: 2024-01-01"}, ["tags.team", "date", "quote"]),
     "a metric name on two lines": ({"tags:": 'autoscaling: {max: 2, target: 5, metric: {name: "a\\nb", '
                                              'namespace: ns}}\ntags:'}, ["autoscaling.metric.name", "one line"]),
+    "scale to zero on a real-time endpoint": ({"tags:": "autoscaling: {min: 0, max: 2}\ntags:"},
+                                              ["autoscaling.min", "asynchronous", "endpoint.async"]),
+    "the backlog metric on a real-time endpoint": ({"tags:": "autoscaling: {max: 2, metric: backlog}\ntags:"},
+                                                   ["autoscaling.metric", "ApproximateBacklogSizePerInstance"]),
     "a gateway content type with CRLF": ({"tags:": 'gateway: {content_type: "text/csv\\r\\nX-Injected: 1"}\ntags:'},
                                          ["gateway.content_type", "text/csv"]),
     "an alarm name on two lines": ({"count: 1, weight: 1}]": 'count: 1, weight: 1}]\n  update: {alarms: ["a\\nb"]}'},
@@ -244,6 +248,18 @@ def test_rate_zero_sends_nothing(srv, tmp_path, lt_env):
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["requests"] == 0
 
 
+def test_a_config_inside_its_own_output_folder_runs(srv, tmp_path, lt_env):
+    """`-c run/loadtest.yaml --out run` (run again from the copy a run left): the file is its own copy."""
+    (tmp_path / "run").mkdir()
+    text = url_test(srv, "  - {duration: 1s, rate: 0}")
+    (tmp_path / "run" / "loadtest.yaml").write_text(text)
+    result = subprocess.run([sys.executable, "-m", "sme", "loadtest", "-c", "run/loadtest.yaml", "--out", "run"],
+                            env=lt_env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "run" / "loadtest.yaml").read_text() == text
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["requests"] == 0
+
+
 def _start(tmp_path: Path, env: dict, text: str) -> subprocess.Popen:
     (tmp_path / "lt.yaml").write_text(text)
     return subprocess.Popen([sys.executable, "-m", "sme", "loadtest", "-c", "lt.yaml", "--out", "run"], env=env,
@@ -258,10 +274,16 @@ def _wait_for(condition, what: str, timeout: float = 30) -> None:
 
 
 def test_a_second_ctrl_c_kills_the_load_and_exits_130(srv, tmp_path, lt_env):
+    """The first Ctrl-C asks for a graceful stop (the users finish their request in flight); the second,
+    sent while that stop waits on 5-second answers, kills the load process group at once."""
     proc = _start(tmp_path, lt_env, url_test(srv, "  - {duration: 60s, users: 2}"))
     _wait_for(lambda: srv.stats()["requests"] > 20, "requests")
+    srv.configure(latency_ms=5000)  # a graceful stop from now on waits for answers that take 5 s
+    time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
-    time.sleep(0.1)  # the load process checks its stop file once a second: still running
+    # sme has taken the first Ctrl-C once it wrote the stop file (two signals sent before it runs its handler
+    # would arrive as one: the kernel does not queue a second pending SIGINT)
+    _wait_for(lambda: list((tmp_path / "tmp").glob("sme-loadtest-*/stop")), "the stop file")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err

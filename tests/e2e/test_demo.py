@@ -1,4 +1,5 @@
-"""`sme demo --minutes 1`, once, as a user runs it: real local AWS, real model, real load, real watch."""
+"""`sme demo --minutes 1`, once, as a user runs it: real local AWS, real model, real load, real watch; the
+run is `sme run` of the files shipped in sme/data/seed/ (the seed's experiment at demo scale), with its update under load."""
 
 from __future__ import annotations
 
@@ -29,6 +30,16 @@ def test_demo_runs_end_to_end_and_cleans_up(tmp_path):
     free = [sum(n["free_ips"] for n in s["subnets"]) for s in taken if s["variants"]]
     assert min(free) < free[0], f"scale-out should take addresses from the subnets: {free}"
     assert "done: results in" in proc.stderr
+    record = json.loads((out / "run.json").read_text())
+    assert record["run"].endswith("run-local.yaml") and record["interrupted"] is False
+    [update] = record["events"]
+    assert update["what"] == "deploy sme-v2-local.yaml" and update["outcome"] == "ok", update
+    assert update["ended_on_asked"] and update["final_config"] != update["from_config"], update
+    page = (out / "report.html").read_text()
+    assert "deploy sme-v2-local.yaml" in page and "ended on the asked config" in page
+    said = (proc.stdout + proc.stderr).replace("\n", "")  # (rich wraps a long path at 80 columns off a terminal)
+    for words in (f"{summary['requests']} requests", str(out / "report.html"), "demo: every resource sme made is gone"):
+        assert words in said, f"the demo's output should say {words!r}"
     assert not (out / ".sme" / "demo.json").exists(), "teardown should have removed the deploy state"
     leftovers = subprocess.run(["pgrep", "-f", f"sme.local.runtime.*{out}"], capture_output=True, text=True)
     assert leftovers.stdout.strip() == "", f"runtime processes left running: {leftovers.stdout}"

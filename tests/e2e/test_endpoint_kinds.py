@@ -71,6 +71,37 @@ def test_a_serverless_endpoint_deploys_redeploys_nothing_updates_and_tears_down(
     assert sm.list_endpoints()["Endpoints"] == [] and sm.list_endpoint_configs()["EndpointConfigs"] == []
 
 
+def test_preflight_holds_a_serverless_endpoint_to_the_accounts_serverless_quotas(sme, vpc, model_tar, boto, moto,
+                                                                                 tmp_path):
+    """MaxConcurrency of all the account's serverless endpoints together is one quota (AWS documents 200; some
+    accounts have 10): preflight counts what the other serverless endpoints hold, and stops before any call."""
+    from sme.local.aws.patches.service_quotas import QUOTAS, SERVERLESS_CONCURRENCY
+
+    sm = boto("sagemaker")
+    sm.create_model(ModelName="other", ExecutionRoleArn="arn:aws:iam::123456789012:role/SageMakerRole",
+                    PrimaryContainer={"Image": IMAGE, "ModelDataUrl": "s3://elsewhere/model.tar.gz"})
+    sm.create_endpoint_config(EndpointConfigName="other", ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": "other",
+        "ServerlessConfig": {"MemorySizeInMB": 1024, "MaxConcurrency": 6}}])
+    sm.create_endpoint(EndpointName="other", EndpointConfigName="other")
+    cfg = experiment(tmp_path, model_tar, SERVERLESS)
+    QUOTAS[("us-east-1", SERVERLESS_CONCURRENCY)] = 15
+    try:
+        moto.recorder.calls.clear()
+        refused = sme("deploy", "-c", cfg, *FAST)
+        assert refused.returncode == 6, refused.stderr
+        text = " ".join(refused.stderr.split())
+        assert "need 10 (MaxConcurrency 10)" in text and "6 held by other serverless endpoints, 9 free" in text
+        assert "lower max_concurrency to 9" in text and "at least 16" in text
+        assert moto.recorder.mutating() == []
+        QUOTAS[("us-east-1", SERVERLESS_CONCURRENCY)] = 16
+        ok = sme("preflight", "-c", cfg)
+        assert ok.returncode == 0, ok.stderr + ok.stdout
+        assert "0 to spare" in " ".join(ok.stdout.split())
+    finally:
+        QUOTAS.clear()
+
+
 def test_an_async_endpoint_carries_its_config_and_teardown_leaves_the_results(sme, vpc, model_tar, boto, moto,
                                                                            tmp_path):
     cfg = experiment(tmp_path, model_tar, ASYNC)

@@ -116,26 +116,35 @@ def test_two_processes_count_exactly_and_an_slo_breach_exits_3(srv, tmp_path, en
 
 def test_a_master_with_two_workers_counts_exactly(srv, tmp_path, env):
     srv.configure(latency_ms=SKEWED_SHORT, seed=5)
-    port = free_port()
     cfg = write_config(tmp_path, url_config(srv, "  - {duration: 5s, users: 40}"))
-    base = [sys.executable, "-m", "sme", "loadtest", "-c", str(cfg), "--master-port", str(port)]
-    master = subprocess.Popen(base + ["--master", "--expect-workers", "2", "--out", "run"], env=env, cwd=tmp_path,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    workers = [subprocess.Popen(base + ["--worker", "--master-host", "127.0.0.1"], env=env, cwd=tmp_path,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    try:
-        out, err = master.communicate(timeout=90)
-        assert master.returncode == 0, err + out
-        worker_logs = [w.communicate(timeout=30) for w in workers]
-        assert all(w.returncode == 0 for w in workers), worker_logs
-        assert not any("Traceback" in o + e for o, e in worker_logs), worker_logs
-    finally:
-        for p in (master, *workers):
-            if p.poll() is None:
-                p.kill()
+    run_master_and_workers(cfg, tmp_path, env, workers=2)
     s, truth = summary(tmp_path / "run"), srv.stats()
     assert s["requests"] == truth["requests"] > 100, "totals are exact across workers"
     assert_percentiles_match(s, truth)
+    rows = [line.split(",") for line in (tmp_path / "run" / "timeseries.csv").read_text().splitlines()[1:]]
+    steady = s["stages"][0]["steady"]  # seconds 1-3 of the 5: not the first, not the last, not after the end
+    assert (steady["seconds"], steady["requests"]) == (3, sum(int(r[5]) for r in rows if float(r[1]) in (1, 2, 3))), \
+        "the steady numbers the master merged are those of its rows for the steady seconds"
+
+
+def run_master_and_workers(cfg: Path, tmp_path: Path, env: dict, workers: int) -> None:
+    """`sme loadtest --master --out run` and its workers, on loopback; all must end cleanly."""
+    port = free_port()
+    base = [sys.executable, "-m", "sme", "loadtest", "-c", str(cfg), "--master-port", str(port)]
+    master = subprocess.Popen(base + ["--master", "--expect-workers", str(workers), "--out", "run"], env=env,
+                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    started = [subprocess.Popen(base + ["--worker", "--master-host", "127.0.0.1"], env=env, cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(workers)]
+    try:
+        out, err = master.communicate(timeout=90)
+        assert master.returncode == 0, err + out
+        worker_logs = [w.communicate(timeout=30) for w in started]
+        assert all(w.returncode == 0 for w in started), worker_logs
+        assert not any("Traceback" in o + e for o, e in worker_logs), worker_logs
+    finally:
+        for p in (master, *started):
+            if p.poll() is None:
+                p.kill()
 
 
 def test_open_model_holds_its_rate_and_a_stall_shows_in_p99(srv, tmp_path, env):

@@ -20,6 +20,13 @@ counted:
 - ``POST /__sme/stall``: JSON ``{"seconds": 1.5}``: every request answered during the next 1.5 s is held
   until the stall ends
 - ``POST /__sme/reset``: zero the counters and the histogram
+- ``POST /__sme/config`` with ``{"stream": {"tokens": 8, "ttft_ms": 30, "itl_ms": 10 | [lo, hi], "format": "tgi" |
+  "openai" | "jsonl" | "eventstream", "error_every": n}}``: answer every request as a stream of token events
+  (chunked), TGI's server-sent events by default (``eventstream``: the same events inside SageMaker's
+  event-stream frames, each event split over two frames; ``error_every``: every n-th stream breaks with
+  TGI's error event after half its tokens). ``GET /__sme/tokens``: ``[[arrived, path, [sent, ...]], ...]``, the
+  wall time each streamed request was read (a connection's first: when the connection was accepted, which
+  its client waited for as well) and each of its token events was written.
 
 Every other request gets ``200`` (or the injected error) with a small JSON body after the configured
 delay; keep-alive is honoured so clients reuse connections.
@@ -52,6 +59,7 @@ class Behaviour:
         self.rng = random.Random(1)
         self.stall_until = 0.0
         self.slots: asyncio.Semaphore | None = None  # max_concurrency: a server with a fixed capacity
+        self.stream: dict[str, Any] | None = None  # answer as a stream of token events (see the module's doc)
 
     def update(self, cfg: dict[str, Any]) -> None:
         if "latency_ms" in cfg:
@@ -62,6 +70,8 @@ class Behaviour:
             self.rng = random.Random(cfg["seed"])
         if cfg.get("max_concurrency"):
             self.slots = asyncio.Semaphore(int(cfg["max_concurrency"]))
+        if "stream" in cfg:
+            self.stream = cfg["stream"]
 
     def delay(self) -> float:
         lat = self.latency_ms
@@ -86,6 +96,7 @@ class Counters:
         self.last: dict[str, Any] = {}
         self.first_at = self.last_at = 0.0  # wall time of the first and the latest counted request
         self.times: list[tuple[float, float]] = []  # (arrived, answered) wall times of each counted request
+        self.tokens: list[tuple[float, str, list[float]]] = []  # streamed: (arrived, path, [each token's send time])
 
     def snapshot(self) -> dict[str, Any]:
         h = self.hist
@@ -106,6 +117,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        self.opened: float | None = time.time()  # a client's first request waited for its connection too
         self.worker = asyncio.get_running_loop().create_task(self.serve())
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -138,6 +150,11 @@ class HttpProtocol(asyncio.Protocol):
             if item is None or self.transport.is_closing():
                 return
             method, path, headers, body, arrived, arrived_wall = item
+            if self.server.behaviour.stream and not path.startswith("/__sme/"):
+                since = self.opened if self.opened is not None else arrived_wall
+                self.opened = None
+                await self.server.stream(self.transport, method, path, headers, body, since)
+                continue
             status, payload = await self.server.handle(method, path, headers, body, arrived)
             reason = {200: "OK", 404: "Not Found"}.get(status, "Error")
             # the time held ends as the answer leaves: stamped before the write, so that a client (which reads
@@ -180,12 +197,49 @@ class Server:
         c.by_status[str(status)] = c.by_status.get(str(status), 0) + 1
         return status, BODY
 
+    async def stream(self, transport: Any, method: str, path: str, headers: dict, body: bytes, arrived: float) -> None:
+        """Answer with a chunked stream of token events, each written at its time and its time noted."""
+        c, cfg = self.counters, self.behaviour.stream or {}
+        c.requests += 1
+        c.by_path[path] = c.by_path.get(path, 0) + 1
+        c.by_status["200"] = c.by_status.get("200", 0) + 1
+        c.last = {"method": method, "path": path, "headers": headers, "body": body.decode("utf-8", "replace")}
+        fmt, n = cfg.get("format", "tgi"), int(cfg.get("tokens", 8))
+        broken = bool(cfg.get("error_every")) and c.requests % int(cfg["error_every"]) == 0
+        kind = "application/vnd.amazon.eventstream" if fmt == "eventstream" else "text/event-stream"
+        transport.write(b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\n\r\n" % kind.encode())
+        sent: list[float] = []
+        c.tokens.append((arrived, path, sent))
+        start = time.time()
+        for i in range(n):
+            gap = float(cfg.get("ttft_ms", 0)) if i == 0 else self._itl(cfg.get("itl_ms", 0))
+            await asyncio.sleep(max(0.0, (start + gap / 1000.0) - time.time()))
+            if broken and i == n // 2:
+                _chunk(transport, _wrap(fmt, b'data:{"error":"Request failed during generation: boom",'
+                                             b'"error_type":"generation"}\n\n'))
+                break
+            start = time.time()
+            sent.append(start)
+            for piece in _wrap(fmt, _token_event(fmt, i, n)):
+                _chunk(transport, [piece])
+        else:
+            if fmt in ("openai",):
+                _chunk(transport, _wrap(fmt, b"data: [DONE]\n\n"))
+        transport.write(b"0\r\n\r\n")
+
+    def _itl(self, itl: Any) -> float:
+        if isinstance(itl, list):
+            return itl[0] + (itl[1] - itl[0]) * self.behaviour.rng.random()
+        return float(itl)
+
     def control(self, method: str, path: str, body: bytes) -> tuple[int, bytes]:
         data = json.loads(body or b"{}") if method == "POST" else {}
         if path == "/__sme/stats":
             return 200, json.dumps(self.counters.snapshot()).encode()
         if path == "/__sme/last":
             return 200, json.dumps(self.counters.last).encode()
+        if path == "/__sme/tokens":
+            return 200, json.dumps(self.counters.tokens).encode()
         if path == "/__sme/times":
             return 200, json.dumps(sorted(self.counters.times)).encode()
         if path == "/__sme/config":
@@ -199,6 +253,49 @@ class Server:
             self.behaviour = Behaviour()
             return 200, b"{}"
         return 404, b"{}"
+
+
+def _token_event(fmt: str, i: int, n: int) -> bytes:
+    last = i == n - 1
+    if fmt == "openai":
+        doc: dict[str, Any] = {"choices": [{"index": 0, "delta": {"content": f" w{i}"}}]}
+        if last:
+            doc["usage"] = {"prompt_tokens": 3, "completion_tokens": n, "total_tokens": n + 3}
+        return b"data: " + json.dumps(doc).encode() + b"\n\n"
+    doc = {"token": {"id": i, "text": f" w{i}", "logprob": -0.5, "special": False},
+           "generated_text": None, "details": None}
+    if last:
+        doc["generated_text"] = "".join(f" w{k}" for k in range(n))
+        doc["details"] = {"finish_reason": "length", "generated_tokens": n, "seed": None}
+    if fmt == "jsonl":
+        return json.dumps(doc).encode() + b"\n"
+    return b"data:" + json.dumps(doc).encode() + b"\n\n"
+
+
+def _wrap(fmt: str, event: bytes) -> list[bytes]:
+    """The bytes to write for one event: as is, or split over two event-stream PayloadPart frames."""
+    if fmt != "eventstream":
+        return [event]
+    half = len(event) // 2
+    return [_frame(event[:half]), _frame(event[half:])]
+
+
+def _frame(payload: bytes) -> bytes:
+    """One event-stream message (prelude, string headers, payload, CRC32s), written from the format's spec."""
+    import struct
+    import zlib
+
+    headers = {":event-type": "PayloadPart", ":content-type": "application/octet-stream", ":message-type": "event"}
+    head = b"".join(bytes([len(k)]) + k.encode() + b"\x07" + struct.pack(">H", len(v)) + v.encode()
+                    for k, v in headers.items())
+    prelude = struct.pack(">II", 16 + len(head) + len(payload), len(head))
+    message = prelude + struct.pack(">I", zlib.crc32(prelude)) + head + payload
+    return message + struct.pack(">I", zlib.crc32(message))
+
+
+def _chunk(transport: Any, pieces: list[bytes]) -> None:
+    for piece in pieces:
+        transport.write(b"%x\r\n%s\r\n" % (len(piece), piece))
 
 
 async def serve(port: int, ready: Any = None) -> None:
@@ -267,6 +364,9 @@ class CountingServer:
 
     def times(self) -> list[list[float]]:
         return self._call("/__sme/times")  # type: ignore[return-value]
+
+    def tokens(self) -> list[list[Any]]:
+        return self._call("/__sme/tokens")  # type: ignore[return-value]
 
     def configure(self, **cfg: Any) -> None:
         self._call("/__sme/config", cfg)

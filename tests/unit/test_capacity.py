@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import csv
 import json
 import math
 import os
@@ -15,9 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.runs import write_loadtest, write_watch  # noqa: E402
+from tests.support.runs import write_loadtest, write_recorded_run, write_watch  # noqa: E402
 
 from sme.capacity import cost_per_million, plan  # noqa: E402
+from sme.loadtest.config import Stage  # noqa: E402
+from sme.loadtest.stats import new_histogram  # noqa: E402
 from sme.report.rundir import load_run  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
@@ -93,6 +96,15 @@ def test_plan_finds_the_knee_of_a_real_step_run_within_one_step(tmp_path: Path) 
     assert abs(found - knee) <= step, f"knee at {knee} req/s, found {found:.1f} (steps: {result['steps']})"
     held = [s["held"] for s in result["steps"]]
     assert held[0] and not held[-1], f"the first step must hold and the last (80 req/s) break: {result['steps']}"
+    assert result["basis"] == "summary.json (steady seconds of each step)"
+    with open(run / "timeseries.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    stages = json.loads((run / "summary.json").read_text())["stages"]
+    for stage in stages[:-1]:  # (the last one reached also counts the seconds after the end)
+        mine = [r for r in rows if r["stage"] == str(stage["index"])]
+        steady = stage["steady"]
+        assert (steady["seconds"], steady["requests"]) == (len(mine) - 2, sum(int(r["requests"]) for r in mine[1:-1])), \
+            f"stage {stage['index']}: its steady numbers are its rows but the first and last"
 
 
 def hand_run(tmp_path: Path, **kw) -> Path:
@@ -132,10 +144,10 @@ def test_text_output_names_the_price_source_and_the_formula(tmp_path: Path) -> N
 
 
 def test_per_step_fields_of_the_summary_are_used_without_a_timeseries(tmp_path: Path) -> None:
-    run = hand_run(tmp_path)
+    run = hand_run(tmp_path, steady=False)  # an older sme's summary, and its timeseries.csv is lost
     (run / "timeseries.csv").unlink()
     p = plan(load_run(run), 2000, 250, 0.5, 2, 1, None)
-    assert p.basis.startswith("summary.json")
+    assert p.basis == "summary.json per-step stats"
     assert p.knee is not None and p.knee.step.number == 3
     assert p.per_instance == pytest.approx(60.0)
 
@@ -201,3 +213,52 @@ def test_a_bad_instance_type_is_a_usage_error(tmp_path: Path) -> None:
     done = sme("plan-capacity", str(hand_run(tmp_path)), "--peak-rps", "100", "--p99-ms", "250",
                "--instance-type", "m5.large")
     assert done.returncode == 2 and "not a SageMaker instance type" in done.stderr, done.stderr
+
+
+def a_second(n: int, ms: float, slow: int = 0, slow_ms: float = 400.0) -> list[float]:
+    return [ms] * (n - slow) + [slow_ms] * slow
+
+
+def test_a_steps_p99_is_its_steady_seconds_histograms_not_the_mean_of_their_p99s(tmp_path: Path) -> None:
+    """Step 2's steady seconds (7-10) hold 800 requests, 10 of them slow, all in second 10: their p99 is
+    400 ms, over the 250 ms SLO; the mean of the four seconds' p99s, weighted by requests, is ~115 ms."""
+    stages = [Stage(6, rate=100, kind="step"), Stage(6, rate=200, kind="step")]
+    seconds = [a_second(100, 10.0)] * 6 + [a_second(200, 300.0)] + [a_second(200, 20.0)] * 3 + [
+        a_second(200, 20.0, slow=10), a_second(200, 300.0)]
+    run = tmp_path / "hand"
+    write_recorded_run(run, stages, seconds)
+    truth = new_histogram()  # the oracle: hdrh itself, over the steady seconds' latencies only
+    for ms in [x for sec in seconds[7:11] for x in sec]:
+        truth.record_value(int(ms * 1000))
+    true_p99 = truth.get_value_at_percentile(99) / 1000.0
+    assert 400.0 <= true_p99 <= 400.0 * 1.001
+
+    p = plan(load_run(run), 1000, 250, 0.5, 1, 1, None)
+    assert p.basis == "summary.json (steady seconds of each step)"
+    step2 = p.steps[1]
+    assert step2.step.p99_ms == true_p99 and not step2.held and "p99 400.1 ms > 250 ms" in step2.why
+    assert (step2.step.requests, step2.step.rps) == (800, 200.0), "steady seconds 7-10 only"
+    assert p.knee is not None and p.knee.step.number == 1 and p.per_instance == pytest.approx(100.0)
+    assert not any("approximated" in n for n in p.notes)
+
+    summary = json.loads((run / "summary.json").read_text())  # as an older sme wrote it: no steady numbers
+    for stage in summary["stages"]:
+        del stage["steady"]
+    (run / "summary.json").write_text(json.dumps(summary))
+    old = plan(load_run(run), 1000, 250, 0.5, 1, 1, None)
+    mean = (3 * 200 * 20.0 + 200 * 400.0) / 800
+    assert old.basis.startswith("timeseries.csv")
+    assert old.steps[1].step.p99_ms == pytest.approx(mean, rel=0.002) and old.knee.step.number == 2
+    assert any("approximated as the request-weighted mean" in n for n in old.notes), old.notes
+
+
+def test_steady_numbers_add_up_with_the_edge_seconds_to_the_stage(tmp_path: Path) -> None:
+    stages = [Stage(5, rate=40, kind="step"), Stage(3, rate=80, kind="step")]
+    seconds = [a_second(40 + k, 5.0 + k) for k in range(5)] + [a_second(80, 7.0)] * 3
+    s = write_recorded_run(tmp_path / "run", stages, seconds)
+    first, second = s["stages"]
+    assert first["steady"]["seconds"] == 3 and first["steady"]["requests"] == 41 + 42 + 43
+    assert first["requests"] == sum(40 + k for k in range(5)), "the stage still counts every second"
+    assert first["steady"]["latency_ms"]["p99"] == pytest.approx(8.0, abs=0.01), "second 3's 8 ms is the top"
+    assert second["steady"]["seconds"] == 3 and second["steady"]["requests"] == second["requests"] == 240, \
+        "a 3-second step is too short to leave seconds out"

@@ -1,7 +1,7 @@
 """The table of resources: for each AWS service, its step handlers and how its kinds are deleted.
 
 One module per service (``sagemaker``, ``s3``, ``iam``, ``autoscaling``, ``alarms``, ``gateway``: the
-front door's proxy, ``apigateway``: its REST API) declares
+front door's proxy, ``apigateway``: its REST API, ``notify_inbox``: a load test's SQS inbox) declares
 ``HANDLERS`` (step class -> handler) and ``DELETERS`` (record kind -> ``Deleter``) side by side. They are
 merged here, explicitly; nothing registers itself on import. Adding a resource kind touches
 ``sme.core.models``/``steps``, one module here and the planner.
@@ -13,11 +13,11 @@ from typing import Mapping
 
 from sme.core import steps
 from sme.core.executor import Deleter, ExecContext, Handler, Removal
-from sme.core.resources import alarms, apigateway, autoscaling, gateway, iam, s3, sagemaker
+from sme.core.resources import alarms, apigateway, autoscaling, gateway, iam, notify_inbox, s3, sagemaker
 
 DELETERS: Mapping[str, Deleter] = {
     **apigateway.DELETERS, **gateway.DELETERS, **autoscaling.DELETERS, **alarms.DELETERS, **sagemaker.DELETERS,
-    **s3.DELETERS, **iam.DELETERS,
+    **s3.DELETERS, **iam.DELETERS, **notify_inbox.DELETERS,
 }
 
 

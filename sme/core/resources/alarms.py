@@ -12,17 +12,23 @@ from sme.core.models import AlarmSpec
 
 def alarm_kwargs(alarm: AlarmSpec) -> dict[str, Any]:
     return {"AlarmName": alarm.name, "AlarmDescription": alarm.description, "MetricName": alarm.metric,
-            "Namespace": alarm.namespace, "Statistic": alarm.statistic, "Period": 60, "EvaluationPeriods": 1,
-            "DatapointsToAlarm": 1, "Threshold": alarm.threshold,
-            "ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "notBreaching",
+            "Namespace": alarm.namespace, "Statistic": alarm.statistic, "Period": alarm.period,
+            "EvaluationPeriods": alarm.evaluation_periods, "DatapointsToAlarm": alarm.datapoints_to_alarm,
+            "Threshold": alarm.threshold, "ComparisonOperator": alarm.comparison,
+            "TreatMissingData": alarm.treat_missing_data,
             "Dimensions": [{"Name": k, "Value": v} for k, v in alarm.dimensions]}
 
 
 def put_alarm(ctx: ExecContext, step: steps.PutAlarm) -> None:
-    alarm = step.alarm
+    put_metric_alarm(ctx, step.alarm)
+
+
+def put_metric_alarm(ctx: ExecContext, alarm: AlarmSpec, actions: tuple[str, ...] = ()) -> None:
+    """Create or replace the alarm (with these alarm actions), and record it."""
     cw = ctx.aws.client("cloudwatch")
+    extra: dict[str, Any] = {"AlarmActions": list(actions)} if actions else {}
     with aws_call("cloudwatch:PutMetricAlarm", alarm.name):
-        cw.put_metric_alarm(**alarm_kwargs(alarm), Tags=ctx.tags)
+        cw.put_metric_alarm(**alarm_kwargs(alarm), **extra, Tags=ctx.tags)
     with aws_call("cloudwatch:DescribeAlarms", alarm.name):
         found = cw.describe_alarms(AlarmNames=[alarm.name])["MetricAlarms"]
     ctx.record("alarm", alarm.name, found[0].get("AlarmArn", "") if found else "")

@@ -1,4 +1,5 @@
-"""Application Auto Scaling: a variant's scalable target and its target-tracking policy.
+"""Application Auto Scaling: a variant's scalable target, its target-tracking policy and, for an asynchronous
+endpoint that scales to zero, the step-scaling policy (and its CloudWatch alarm) that wakes it.
 
 Targets and policies are recorded as they are made; teardown removes them (orders 20/21) before the
 endpoint (40), because a target left on a deleted variant blocks a later endpoint of the same name.
@@ -12,6 +13,7 @@ from sme.aws import aws_call, if_found
 from sme.core import steps
 from sme.core.executor import Deleter, ExecContext
 from sme.core.names import SCALABLE_DIMENSION
+from sme.core.resources.alarms import put_metric_alarm
 
 NAMESPACE = "sagemaker"
 
@@ -27,12 +29,25 @@ def register_scaling(ctx: ExecContext, step: steps.RegisterScaling) -> None:
 
 def put_scaling_policy(ctx: ExecContext, step: steps.PutScalingPolicy) -> None:
     spec = step.scaling
-    with aws_call("application-autoscaling:PutScalingPolicy", spec.policy_name):
+    _put_policy(ctx, spec.policy_name, spec.resource_id, "TargetTrackingScaling", spec.policy_config)
+
+
+def put_wake_policy(ctx: ExecContext, step: steps.PutWakePolicy) -> None:
+    """The step-scaling policy, then the alarm whose action is that policy (its ARN is known only now)."""
+    spec, wake = step.scaling, step.scaling.wake
+    assert wake is not None, "the planner puts a wake-up policy only for a spec that has one"
+    arn = _put_policy(ctx, wake.policy_name, spec.resource_id, "StepScaling", wake.policy_config)
+    put_metric_alarm(ctx, wake.alarm, actions=(arn,))
+
+
+def _put_policy(ctx: ExecContext, name: str, resource_id: str, kind: str, config: dict[str, Any]) -> str:
+    """PutScalingPolicy (``kind``: TargetTrackingScaling or StepScaling) and record it; returns its ARN."""
+    with aws_call("application-autoscaling:PutScalingPolicy", name):
         reply = ctx.aws.client("application-autoscaling").put_scaling_policy(
-            PolicyName=spec.policy_name, ServiceNamespace=NAMESPACE, ResourceId=spec.resource_id,
-            ScalableDimension=SCALABLE_DIMENSION, PolicyType="TargetTrackingScaling",
-            TargetTrackingScalingPolicyConfiguration=spec.policy_config)
-    ctx.record("scaling-policy", spec.policy_name, reply.get("PolicyARN", ""), resource_id=spec.resource_id)
+            PolicyName=name, ServiceNamespace=NAMESPACE, ResourceId=resource_id,
+            ScalableDimension=SCALABLE_DIMENSION, PolicyType=kind, **{f"{kind}PolicyConfiguration": config})
+    ctx.record("scaling-policy", name, reply.get("PolicyARN", ""), resource_id=resource_id)
+    return reply.get("PolicyARN", "")
 
 
 def deregister_scaling(ctx: ExecContext, step: steps.DeregisterScaling) -> None:
@@ -73,5 +88,5 @@ def delete_target(ctx: ExecContext, name: str, extra: dict[str, Any]) -> bool:
 
 
 HANDLERS = {steps.RegisterScaling: register_scaling, steps.PutScalingPolicy: put_scaling_policy,
-            steps.DeregisterScaling: deregister_scaling}
+            steps.PutWakePolicy: put_wake_policy, steps.DeregisterScaling: deregister_scaling}
 DELETERS = {"scaling-policy": Deleter(20, delete_policy), "scalable-target": Deleter(21, delete_target)}

@@ -7,6 +7,7 @@ from typing import Any
 from sme.aws import aws_call, if_found
 from sme.core import steps
 from sme.core.executor import Deleter, ExecContext
+from sme.core.names import ASYNC_INPUTS
 
 
 def create_bucket(ctx: ExecContext, step: steps.CreateBucket) -> None:
@@ -79,13 +80,31 @@ def delete_artifact(ctx: ExecContext, name: str, extra: dict[str, Any]) -> bool:
     return True
 
 
+def delete_prefix(s3: Any, bucket: str, prefix: str) -> int:
+    """Delete every object under ``prefix`` (sme's own: the inputs ``sme loadtest`` uploaded for an
+    asynchronous endpoint, named under the experiment); a thousand per DeleteObjects call."""
+    deleted = 0
+    paginator = s3.get_paginator("list_objects_v2")
+    with aws_call("s3:ListObjectsV2", f"s3://{bucket}/{prefix}"):
+        pages = list(paginator.paginate(Bucket=bucket, Prefix=prefix))
+    for page in pages:
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            with aws_call("s3:DeleteObjects", f"s3://{bucket}/{prefix}"):
+                s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+            deleted += len(keys)
+    return deleted
+
+
 def delete_bucket_if_empty(ctx: ExecContext, bucket: str, extra: dict[str, Any]) -> bool | str:
     """The bucket goes only once it is empty (it may hold other experiments' artifacts: then it is kept,
-    and the teardown of the last experiment that uses it deletes it)."""
+    and the teardown of the last experiment that uses it deletes it). The experiment's async load-test
+    inputs are sme's own and go first."""
     s3 = ctx.aws.client("s3")
     if if_found("s3:HeadBucket", bucket, lambda: s3.head_bucket(Bucket=bucket)) is None:
         return False
     abort_uploads(s3, bucket, f"{ctx.state.experiment}/")
+    delete_prefix(s3, bucket, f"{ASYNC_INPUTS}/{ctx.state.experiment}/")
     listing = if_found("s3:ListObjectsV2", bucket, lambda: s3.list_objects_v2(Bucket=bucket, MaxKeys=1))
     if listing is None:
         return False

@@ -5,7 +5,7 @@ Here a request to
 
     {local AWS}/restapis/{api_id}/{stage}/_user_request_/{path}        (LocalStack's form of the URL)
 
-goes the way API Gateway takes it (``answer``, run by the twin's front in a worker thread):
+goes the way API Gateway takes it (``answer``, a coroutine on the twin front's event loop):
 
 - the stage must be deployed and the route (resource and method) must exist, else 403 "Missing
   Authentication Token", API Gateway's answer to an unknown route;
@@ -69,18 +69,18 @@ class Served:
     function_error: bool
 
 
-OBSERVERS: list[Callable[[Served], None]] = []  # called with each Served, from the front's worker threads
+OBSERVERS: list[Callable[[Served], None]] = []  # called with each Served, on the front's event loop
 
 
-def answer(call: ApiCall) -> Reply:
-    """API Gateway's answer to one call (blocking: the Lambda runtimes are pipes; the front runs this in a thread)."""
+async def answer(call: ApiCall) -> Reply:
+    """API Gateway's answer to one call."""
     match = ROUTE.match(call.path)
     found = _find_api(match.group(1)) if match else None
     if match is None or found is None or match.group(2) not in found[1].stages:
         return _message(403, "Missing Authentication Token")  # no API, no stage: nothing to count it under
     backend, api = found
     stage = match.group(2)
-    reply, ran = _through(backend, api, match.group(1), stage, match.group(3) or "/", call)
+    reply, ran = await _through(backend, api, match.group(1), stage, match.group(3) or "/", call)
     served = Served(backend.account_id, backend.region_name, api.name, stage, reply[0],
                     (time.perf_counter() - call.received) * 1000, ran[1] if ran else None,
                     ran[0] if ran else None, bool(ran and ran[2]))
@@ -89,7 +89,7 @@ def answer(call: ApiCall) -> Reply:
     return reply
 
 
-def _through(backend: Any, api: Any, api_id: str, stage: str, path: str,
+async def _through(backend: Any, api: Any, api_id: str, stage: str, path: str,
              call: ApiCall) -> tuple[Reply, tuple[str, float, bool] | None]:
     """The reply, and (function name, its duration in ms, whether it failed) once a function ran."""
     route = _route(api, path, call.method.upper())
@@ -107,7 +107,7 @@ def _through(backend: Any, api: Any, api_id: str, stage: str, path: str,
     function_arn = integration.uri.split("/functions/", 1)[1].rsplit("/invocations", 1)[0]
     binary_types = list(getattr(api, "binaryMediaTypes", None) or getattr(api, "binary_media_types", None) or [])
     event = _event(call, api_id, stage, path, resource.get_path(), binary_types)
-    status, reply, ran = RUNTIMES.invoke(function_arn, event, call.server_url)
+    status, reply, ran = await RUNTIMES.invoke(function_arn, event, call.server_url)
     if status != 200:
         return _message(status, reply), ran
     return _proxy_reply(reply, binary_types, call.headers.get("accept", "")), ran

@@ -2,7 +2,9 @@
 
 An ``Instance`` is a ``python -m sme.local.runtime`` process on a free loopback port plus, when the
 model has a VpcConfig, one network interface in one of its subnets (spread round-robin across AZs), so
-address use in the subnets is what it would be in AWS.
+address use in the subnets is what it would be in AWS. An instance of a type sme knows gets that type's
+CPU (``sme.instance_types.local_share``: its cores pinned, one worker per vCPU unless the model's
+SAGEMAKER_MODEL_SERVER_WORKERS says otherwise), so instance types differ locally as they do on AWS.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sme.instance_types import LocalShare, local_share
 from sme.net import free_port
 
 
@@ -33,6 +36,8 @@ class Instance:
     eni_id: str | None = None
     subnet_id: str | None = None
     started: float = field(default_factory=time.time)
+    config: str = ""  # the endpoint config of the fleet it belongs to (metrics per fleet: guardrails.py)
+    share: LocalShare | None = None  # its type's cores and workers here: its CPU and memory metrics are of these
 
     def state(self) -> tuple[str, str]:
         """('starting' | 'ready' | 'failed', reason)."""
@@ -94,20 +99,24 @@ class Launcher:
             target.write_bytes(obj.value)
         return target
 
-    def start(self, variant: str, artifact: Path, environment: dict[str, str], image: str = "",
-              region: str = "us-east-1") -> Instance:
+    def start(self, variant: str, artifact: Path | None, environment: dict[str, str], image: str = "",
+              region: str = "us-east-1", instance_type: str | None = None) -> Instance:
         n = next(self._seq)
         port = free_port()
         status = self.workdir / f"instance-{n}.status.json"
         log = self.workdir / f"instance-{n}.log"
         env = container_environment(environment, image, region, self.workdir / f"instance-{n}")
         env["SAGEMAKER_BIND_TO_PORT"] = str(port)
-        workers = environment.get("SAGEMAKER_MODEL_SERVER_WORKERS", "1")
-        cmd = [sys.executable, "-m", "sme.local.runtime", "--model-data", str(artifact), "--port", str(port),
-               "--workers", workers if workers.isdigit() and int(workers) > 0 else "1", "--status-file", str(status)]
+        share = local_share(instance_type, first=n) if instance_type else None
+        workers = environment.get("SAGEMAKER_MODEL_SERVER_WORKERS", str(share.workers if share else 1))
+        model_data = ["--model-data", str(artifact)] if artifact is not None else []
+        cpus = ["--cpus", ",".join(map(str, share.cores))] if share else []
+        cmd = [sys.executable, "-m", "sme.local.runtime", *model_data, "--port", str(port), *cpus,
+               "--workers", workers if workers.isdigit() and int(workers) > 0 else "1", "--status-file", str(status),
+               "--exit-with-parent"]  # a twin killed (SIGKILL, OOM) must not leave its instances running
         with log.open("wb") as fh:
             proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        return Instance(variant, port, proc, status, log)
+        return Instance(variant, port, proc, status, log, share=share)
 
 
 # what a process needs to run at all; nothing else of the shell's environment reaches a model
@@ -140,6 +149,7 @@ class Addresses:
 
     def attach(self, instance: Instance, endpoint: str, subnets: list[str], groups: list[str]) -> None:
         from sme.local.aws.patches.ec2 import service_managed
+        from sme.local.aws.zones import usable
 
         if not subnets:
             return
@@ -147,7 +157,10 @@ class Addresses:
         by_az: dict[str, list[Any]] = {}
         for sid in subnets:
             subnet = ec2.get_subnet(sid)
-            by_az.setdefault(subnet.availability_zone, []).append(subnet)
+            if usable(subnet.availability_zone):  # never in a zone the twin has failed (zones.py)
+                by_az.setdefault(subnet.availability_zone, []).append(subnet)
+        if not by_az:
+            raise RuntimeError(f"every zone of the subnets {', '.join(subnets)} has failed")
         mine = f"SageMaker endpoint {endpoint}"
         used = {az: sum(1 for eni in ec2.get_all_network_interfaces()
                         if eni.subnet.id in {s.id for s in group} and mine in (eni.description or ""))

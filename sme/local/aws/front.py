@@ -4,9 +4,11 @@ A load test through the twin must measure the model, not the twin. So the data p
 on an event loop, without moto:
 
 - InvokeEndpoint while a ``LocalAws`` runs (``patches.sagemaker_runtime.answer``), forwarded to the
-  instances' runtimes over kept-alive connections (``runtime_pool``);
-- calls to deployed REST APIs (``execute_api.answer``), in a pool of worker threads since a Lambda
-  environment is a blocking pipe; the function's own AWS calls come back to this front.
+  instances' runtimes over kept-alive connections (``runtime_pool``), and InvokeEndpointWithResponseStream
+  (``stream_invoke.answer``), relayed as event-stream frames as the runtime writes;
+- InvokeEndpointAsync while a ``LocalAws`` runs (``async_queue.answer``): queued, then processed the same way;
+- calls to deployed REST APIs (``execute_api.answer``), whose Lambda environments' pipes are on the same
+  loop; the function's own AWS calls come back to this front.
 
 Everything else (every control-plane call, ``/moto-api``) is relayed as it came to moto, which werkzeug
 serves on another loopback port behind the call recorder (``server.py``): moto keeps its own server, so
@@ -21,10 +23,9 @@ import asyncio
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from sme.local.aws import execute_api
+from sme.local.aws import async_queue, execute_api, stream_invoke, zones
 from sme.local.aws.patches import sagemaker_runtime
 from sme.local.aws.runtime_pool import RuntimePool
 from sme.local.aws.recorder import Call, Recorder, error_reply, refusal
@@ -32,7 +33,6 @@ from sme.local.aws.recorder import Call, Recorder, error_reply, refusal
 # not relayed: they describe one hop's connection, not the request (Content-Length is set anew)
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
                         "upgrade", "content-length"})
-API_WORKERS = 64  # concurrent calls to deployed REST APIs (each may wait up to 29 s on its function)
 
 
 class Front:
@@ -43,7 +43,6 @@ class Front:
         self.host = "127.0.0.1"
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._workers = ThreadPoolExecutor(API_WORKERS, thread_name_prefix="sme-execute-api")
         self._runner: Any = None
         self._moto: Any = None  # aiohttp.ClientSession to moto's werkzeug
         self._runtimes = RuntimePool()
@@ -86,7 +85,6 @@ class Front:
         loop.call_soon_threadsafe(loop.stop)
         self._thread.join(timeout=10)
         loop.close()
-        self._workers.shutdown(wait=False, cancel_futures=True)
         self._loop = self._thread = None
 
     async def _close(self) -> None:
@@ -110,17 +108,32 @@ class Front:
         path = request.path
         if sagemaker_runtime.is_invocation(request.method, path):
             return await self._invoke_endpoint(request, path, received)
+        if stream_invoke.is_stream_invocation(request.method, path):
+            return await self._invoke_endpoint(request, path, received, stream=True)
+        if async_queue.is_async_invocation(request.method, path):
+            return await self._invoke_endpoint_async(request, path)
         if execute_api.is_execute_api(path):
             return await self._execute_api(request, path, received)
+        if zones.is_zone_call(request.method, path):  # the twin's own control: no AWS API fails a zone
+            return _response(await zones.answer(path, request.content.read))
         return await self._relay(request)
 
-    async def _invoke_endpoint(self, request: Any, path: str, received: float) -> Any:
+    async def _invoke_endpoint(self, request: Any, path: str, received: float, stream: bool = False) -> Any:
         scope = _scope_service(request.headers.get("Authorization", ""))
         injected = self.recorder.record(Call(scope, f"POST {path}", "POST", path))
         if injected:
             return _response(error_reply(False, *injected))
+        if stream:  # InvokeEndpointWithResponseStream: event-stream frames written as the runtime answers
+            return await stream_invoke.answer(request, path, received)
         return _response(await sagemaker_runtime.answer(path, request.headers, request.content.read,
                                                         self._runtimes.post, received))
+
+    async def _invoke_endpoint_async(self, request: Any, path: str) -> Any:
+        scope = _scope_service(request.headers.get("Authorization", ""))
+        injected = self.recorder.record(Call(scope, f"POST {path}", "POST", path))
+        if injected:
+            return _response(error_reply(False, *injected))
+        return _response(await async_queue.answer(path, request.headers, request.content.read, self._runtimes.post))
 
     async def _execute_api(self, request: Any, path: str, received: float) -> Any:
         body = await request.content.read()
@@ -128,8 +141,7 @@ class Front:
         call = execute_api.ApiCall(request.method, path, request.rel_url.raw_query_string,
                                    {k.lower(): v for k, v in request.headers.items()}, body,
                                    request.remote or "127.0.0.1", self.url, received)
-        loop = asyncio.get_running_loop()
-        return _response(await loop.run_in_executor(self._workers, execute_api.answer, call))
+        return _response(await execute_api.answer(call))
 
     async def _relay(self, request: Any) -> Any:
         """The request to moto as it came (method, raw path and query, headers, body), and moto's reply back."""

@@ -1,8 +1,8 @@
 """The local AWS: a moto server extended by sme, whose SageMaker endpoints are real model runtimes.
 
 ``LocalAws().start()`` serves on 127.0.0.1 (the data plane on a fast asynchronous front, the control plane
-on moto: ``server.py``) and runs a control loop that publishes CloudWatch metrics and applies
-target-tracking policies. Every sme command works against it unchanged through
+on moto: ``server.py``) and runs a control loop that publishes CloudWatch metrics, applies
+target-tracking policies and moves guarded updates through their traffic shifts (``guardrails.py``). Every sme command works against it unchanged through
 ``AWS_ENDPOINT_URL``. Used by `sme local start` (foreground) and `sme demo` (in process).
 """
 
@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sme.local.aws.async_queue import AsyncQueues
 from sme.local.aws.fleet import Launcher
 from sme.local.aws.endpoints import LocalEndpoints
 from sme.local.aws.metrics import MetricsPublisher
@@ -28,20 +29,25 @@ class LocalAws:
                  scaling_period: float = 5.0, scaling_window: float = 30.0):
         self.server = MotoServer(port=port)
         self.endpoints = LocalEndpoints(Launcher(workdir))
+        self.endpoints.alarm_period = metrics_period
         self.metrics = MetricsPublisher(self.endpoints, metrics_period)
-        self.scaler = Scaler(self.endpoints, self.metrics, window=scaling_window)
+        self.async_queues = AsyncQueues(self.endpoints)
+        self.scaler = Scaler(self.endpoints, self.metrics, window=scaling_window, queues=self.async_queues,
+                             metrics_period=metrics_period)
         self.metrics_period, self.scaling_period = metrics_period, scaling_period
         self._stop = threading.Event()
         self._loop: threading.Thread | None = None
 
     def start(self) -> "LocalAws":
-        from sme.local.aws import execute_api
+        from sme.local.aws import async_queue, execute_api, zones
         from sme.local.aws.patches import sagemaker_runtime
         from sme.local.aws.patches.sagemaker import LIFECYCLE
 
         self.server.start()
+        zones.serve(self.endpoints)
         LIFECYCLE.hooks = self.endpoints
         sagemaker_runtime.forward_to_runtimes(self.endpoints)
+        async_queue.serve(self.async_queues)
         execute_api.OBSERVERS.append(self.metrics.front_door.observe)
         self._loop = threading.Thread(target=self._run, name="sme-local-control", daemon=True)
         self._loop.start()
@@ -61,9 +67,12 @@ class LocalAws:
             now = time.time()
             try:
                 self.endpoints.promote(_endpoint_object)
+                self.endpoints.reap_idle()
                 if now >= next_metrics:
                     self.metrics.flush(now)
+                    self.async_queues.flush(now)
                     next_metrics += self.metrics_period
+                self.endpoints.advance_updates()  # after the flush: a baking period's alarms see its newest data
                 if now >= next_scaling:
                     self.scaler.evaluate()
                     next_scaling += self.scaling_period
@@ -71,10 +80,12 @@ class LocalAws:
                 print(f"sme local: control loop: {type(exc).__name__}: {exc}", flush=True)
 
     def stop(self) -> None:
-        from sme.local.aws import execute_api
+        from sme.local.aws import async_queue, execute_api, zones
         from sme.local.aws.patches import sagemaker_runtime
         from sme.local.aws.patches.sagemaker import LIFECYCLE
 
+        zones.stop_serving(self.endpoints)
+        async_queue.stop_serving(self.async_queues)
         if self.metrics.front_door.observe in execute_api.OBSERVERS:
             execute_api.OBSERVERS.remove(self.metrics.front_door.observe)
 

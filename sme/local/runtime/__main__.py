@@ -7,7 +7,8 @@ SAGEMAKER_MODEL_SERVER_WORKERS (one per CPU, as the container), SAGEMAKER_MODEL_
 MAX_CONTENT_LENGTH (6 MiB). `--port 0` takes a free port, reported in the status file once ready.
 Built-in XGBoost models serve the 1.7-1 container's contract (see xgboost_contract), or the 3.x one when
 SME_CONTAINER_IMAGE names a 3.x image; SME_LENIENT_INPUT=1 also reads JSON bodies, which the container
-refuses.
+refuses. A TGI or LMI image (or HF_MODEL_ID in the environment) serves text generation with TGI's
+contract from sme's own small generator (see textgen), with or without model data.
 
 Exit status: 1 when the model cannot be served (the reason is on stderr and in the status file),
 2 for bad arguments, 3 when a worker fails to load the model, 0 after a clean stop (SIGTERM/SIGINT).
@@ -24,7 +25,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from sme.local.runtime.artifact import XGBOOST, ModelLoadError, inspect, unpack
+from sme.local.runtime.artifact import (TEXT_GENERATION, XGBOOST, Artifact, ModelLoadError, inspect,
+                                        text_generation_wanted, unpack)
 from sme.local.runtime.status import FAILED, write_status
 
 log = logging.getLogger("sme.runtime")
@@ -40,7 +42,8 @@ def _env_int(name: str, default: int) -> int:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m sme.local.runtime", description=__doc__.split("\n\n")[1])
-    parser.add_argument("--model-data", type=Path, required=True, help="the model.tar.gz to serve")
+    parser.add_argument("--model-data", type=Path, help="the model.tar.gz to serve (a text-generation container "
+                        "needs none)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=_env_int("SAGEMAKER_BIND_TO_PORT", 8080))
     parser.add_argument("--workers", type=int, default=_env_int("SAGEMAKER_MODEL_SERVER_WORKERS", os.cpu_count() or 1))
@@ -48,6 +51,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=int, default=_env_int("SAGEMAKER_MODEL_SERVER_TIMEOUT", 60))
     parser.add_argument("--status-file", type=Path, help="where to write the ready/failed JSON document")
     parser.add_argument("--model-dir", type=Path, help="unpack here (kept) instead of a temporary directory")
+    parser.add_argument("--cpus", type=_cpu_list, help="run on these CPUs only, e.g. 0,1 (the twin gives an "
+                        "instance the cores of its instance type; workers inherit it)")
     parser.add_argument("--exit-with-parent", action="store_true",
                         help="stop when the process that started this one goes away (no orphaned runtimes)")
     args = parser.parse_args(argv)
@@ -56,8 +61,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _cpu_list(text: str) -> set[int]:
+    try:
+        cpus = {int(c) for c in text.split(",") if c.strip()}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of CPU numbers such as 0,1") from None
+    if not cpus:
+        raise argparse.ArgumentTypeError("give at least one CPU number")
+    return cpus
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.cpus:  # before any worker is forked: they inherit the affinity
+        os.sched_setaffinity(0, args.cpus)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format="%(asctime)s [%(process)d] [sme-runtime] %(levelname)s %(message)s")
     model_dir = args.model_dir or Path(tempfile.mkdtemp(prefix="sme-model-"))
@@ -65,8 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     master_pid = os.getpid()
     try:
         try:
-            unpack(args.model_data, model_dir)
-            artifact = inspect(model_dir)
+            artifact = _artifact(args.model_data, model_dir)
             _check_port(args.host, args.port)
         except ModelLoadError as e:
             log.error("model load failed: %s", e)
@@ -78,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
                         "runtime's environment must already have them", ", ".join(artifact.requirements))
         if artifact.convention == XGBOOST:
             import xgboost  # noqa: F401  imported once here so that forked workers start warm
+
+        if artifact.convention == TEXT_GENERATION:
+            _serve_text_generation(args)
 
         from sme.local.runtime.server import ServerOptions, serve
 
@@ -92,6 +111,28 @@ def main(argv: list[str] | None = None) -> int:
         # gunicorn's workers unwind through here too when they exit: only the master cleans up.
         if os.getpid() == master_pid and args.model_dir is None:
             shutil.rmtree(model_dir, ignore_errors=True)
+
+
+def _artifact(model_data: Path | None, model_dir: Path) -> Artifact:
+    if model_data is not None:
+        unpack(model_data, model_dir)
+    if text_generation_wanted(os.environ):  # TGI loads its weights itself: whatever the data holds
+        return Artifact(model_dir, TEXT_GENERATION)
+    if model_data is None:
+        raise ModelLoadError("no model data: pass --model-data model.tar.gz (only a TGI or LMI image, or a model "
+                             "with HF_MODEL_ID, serves without one)")
+    return inspect(model_dir)
+
+
+def _serve_text_generation(args: argparse.Namespace) -> None:
+    """One worker holds the one decode loop (as TGI runs one server per model); every stream holds a
+    gthread thread while it lasts, so the threads are MAX_CONCURRENT_REQUESTS plus a few for /ping and
+    the 429s past the limit. numpy's arithmetic stays on one core per instance."""
+    limit = _env_int("MAX_CONCURRENT_REQUESTS", 128)
+    args.workers, args.threads = 1, max(args.threads, limit + 8)
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
+    log.info("text generation (TGI's contract): 1 worker, %d threads", args.threads)
 
 
 def _check_port(host: str, port: int) -> None:

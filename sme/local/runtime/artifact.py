@@ -20,6 +20,9 @@ from pathlib import Path, PurePosixPath
 
 XGBOOST = "xgboost"
 INFERENCE_SCRIPT = "inference-script"
+TEXT_GENERATION = "text-generation"  # a TGI/LMI container: sme's own generator answers (textgen.py)
+TEXT_GENERATION_IMAGES = ("huggingface-pytorch-tgi-inference", "text-generation-inference", "tgi-inference",
+                          "djl-inference")
 CONTAINER_MODEL_DIR = "/opt/ml/model"
 
 
@@ -30,10 +33,17 @@ class ModelLoadError(Exception):
 @dataclass(frozen=True)
 class Artifact:
     model_dir: Path
-    convention: str  # XGBOOST or INFERENCE_SCRIPT
+    convention: str  # XGBOOST, INFERENCE_SCRIPT or TEXT_GENERATION
     script: Path | None = None  # the handler script, for INFERENCE_SCRIPT
     model_files: tuple[Path, ...] = ()  # top-level files, the boosters for XGBOOST
     requirements: tuple[str, ...] = field(default=())  # from code/requirements.txt, not installed
+
+
+def text_generation_wanted(env: dict[str, str] | os._Environ) -> bool:
+    """A TGI or LMI image (SME_CONTAINER_IMAGE), or a model named by HF_MODEL_ID: such a container
+    serves text generation and needs no model data (TGI loads HF_MODEL_ID itself)."""
+    image = env.get("SME_CONTAINER_IMAGE", "").lower()
+    return bool(env.get("HF_MODEL_ID")) or any(marker in image for marker in TEXT_GENERATION_IMAGES)
 
 
 def unpack(model_tar: Path, model_dir: Path) -> None:

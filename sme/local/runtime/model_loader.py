@@ -19,17 +19,21 @@ from types import ModuleType
 from typing import Any, Callable
 
 from sme.local.runtime import codecs, xgboost_contract
-from sme.local.runtime.artifact import INFERENCE_SCRIPT, Artifact, ModelLoadError
+from sme.local.runtime.artifact import INFERENCE_SCRIPT, TEXT_GENERATION, Artifact, ModelLoadError
 from sme.local.runtime.xgboost_contract import Contract
 
 log = logging.getLogger("sme.runtime")
 HANDLER_NAMES = ("model_fn", "input_fn", "predict_fn", "output_fn", "transform_fn")
 
 
-def load_model(artifact: Artifact) -> "XGBoostModel | ScriptModel":
+def load_model(artifact: Artifact) -> Any:
     """Raises ModelLoadError with the reason an endpoint would show as Failed."""
     if artifact.convention == INFERENCE_SCRIPT:
         return ScriptModel.load(artifact)
+    if artifact.convention == TEXT_GENERATION:
+        from sme.local.runtime.textgen import TextGenerationModel
+
+        return TextGenerationModel(os.environ)
     contract = Contract.from_environ(os.environ)
     # SAGEMAKER_INFERENCE_ENSEMBLE=false: the container loads one file, the first its directory lists.
     files = artifact.model_files if contract.ensemble else artifact.model_files[:1]

@@ -128,14 +128,14 @@ class RuntimeProcess:
         return " | ".join(line for line in text.strip().splitlines()[-lines:])
 
 
-def start_runtime(model_tar: Path, port: int | None = 0, workers: int | None = None, env: dict | None = None, *,
+def start_runtime(model_tar: Path | None, port: int | None = 0, workers: int | None = None, env: dict | None = None, *,
                   host: str = "127.0.0.1", threads: int = 1, log_path: Path | None = None) -> RuntimeProcess:
     """Start `python -m sme.local.runtime` for `model_tar`; returns without waiting for it."""
     workdir = Path(tempfile.mkdtemp(prefix="sme-runtime-"))
     log_path = log_path or workdir / "runtime.log"
     child_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "sme.local.runtime", "--model-data", str(Path(model_tar).resolve()),
-               "--host", host, "--threads", str(threads),
+    model_data = ["--model-data", str(Path(model_tar).resolve())] if model_tar is not None else []
+    command = [sys.executable, "-m", "sme.local.runtime", *model_data, "--host", host, "--threads", str(threads),
                "--status-file", str(workdir / "status.json"), "--exit-with-parent",
                "--model-dir", str(workdir / "model")]  # inside workdir, so stop() removes it even after SIGKILL
     if port is not None:

@@ -55,6 +55,7 @@ class ServerOptions:
 def make_app(model, max_body: int, timeout: float | None = None) -> Callable:
     """The WSGI app for one loaded model; with `timeout`, a request running longer ends the worker."""
     invoke = model.invoke
+    generate = getattr(model, "invoke_request", None)
     clock = time.perf_counter_ns
     in_flight: dict[int, int] = {}  # thread id -> start (ns) of the invocation it is running
     if timeout:
@@ -72,16 +73,22 @@ def make_app(model, max_body: int, timeout: float | None = None) -> Callable:
                 return _reply(start_response, e.status, e.reason.encode())
             started = in_flight[get_ident()] = clock()
             try:
-                content, content_type = invoke(body, environ.get("CONTENT_TYPE"), environ.get("HTTP_ACCEPT"))
+                if generate is not None:  # text generation: its request id rides in the custom attributes
+                    content, content_type = generate(body, environ.get("CONTENT_TYPE"), _request_id(environ))
+                else:
+                    content, content_type = invoke(body, environ.get("CONTENT_TYPE"), environ.get("HTTP_ACCEPT"))
                 status = 200
             except RequestError as e:
-                content, content_type, status = e.reason.encode(), "text/plain", e.status
+                content, content_type, status = e.reason.encode(), getattr(e, "content_type", "text/plain"), e.status
             except Exception as e:  # the model's failure: report it, keep the worker
                 log.exception("model raised while handling /invocations")
                 content, content_type = f"model error: {type(e).__name__}: {e}".encode(), "text/plain"
                 status = _status_of(e)
             finally:
                 in_flight.pop(get_ident(), None)
+            if not isinstance(content, bytes):  # a stream of events: chunked, each written as it is made
+                start_response(REASONS[status], [("Content-Type", content_type), ("X-Accel-Buffering", "no")])
+                return content
             start_response(REASONS[status], [
                 ("Content-Type", content_type),
                 ("Content-Length", str(len(content))),
@@ -99,6 +106,12 @@ def make_app(model, max_body: int, timeout: float | None = None) -> Callable:
         return _reply(start_response, 404, f"no such path {path!r}; use /ping or /invocations".encode())
 
     return app
+
+
+def _request_id(environ) -> str:
+    """The id a text-generation runtime logs its token times under: the caller's CustomAttributes (which
+    SageMaker passes to the container), else an X-Request-Id."""
+    return environ.get("HTTP_X_AMZN_SAGEMAKER_CUSTOM_ATTRIBUTES") or environ.get("HTTP_X_REQUEST_ID") or ""
 
 
 def _watchdog(in_flight: dict[int, int], timeout: float) -> None:

@@ -7,6 +7,7 @@ endpoint serve the whole directory: starting them takes a few seconds.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -43,11 +44,18 @@ class Twin:
 
 @pytest.fixture(scope="session")
 def twin(tmp_path_factory):
+    with running_twin(tmp_path_factory.mktemp("twin")) as (twin, model):
+        _deploy(twin, model.model_tar)
+        yield twin
+
+
+@contextlib.contextmanager
+def running_twin(work: Path, **environment: str):
+    """`sme local start` in a subprocess (with these extra environment variables), and the demo model built."""
     from sme.local.demo_model import build_demo_model
 
-    work = tmp_path_factory.mktemp("twin")
     ready = work / "env.sh"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | environment
     proc = subprocess.Popen([sys.executable, "-m", "sme", "local", "start", "--port", "0", "--ready-file", str(ready),
                              "--workdir", str(work / "w")], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
@@ -61,10 +69,7 @@ def twin(tmp_path_factory):
         child = dict(env, **exports, AWS_CONFIG_FILE=os.environ["AWS_CONFIG_FILE"],
                      AWS_SHARED_CREDENTIALS_FILE=os.environ["AWS_SHARED_CREDENTIALS_FILE"],
                      SME_STATE_DIR=str(work / ".sme"))
-        twin = Twin(exports["AWS_ENDPOINT_URL"], child, ENDPOINT,
-                    tuple(model.payload_csv.read_text().splitlines()))
-        _deploy(twin, model.model_tar)
-        yield twin
+        yield Twin(exports["AWS_ENDPOINT_URL"], child, ENDPOINT, tuple(model.payload_csv.read_text().splitlines())), model
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+from botocore.exceptions import ClientError
+
 RESOURCE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 
 
@@ -37,3 +40,36 @@ def test_target_tracking_creates_alarm_high_and_alarm_low_and_deletes_them_with_
         aas.deregister_scalable_target(ServiceNamespace="sagemaker", ResourceId=resource,
                                        ScalableDimension=RESOURCE_DIMENSION)
     assert cw.describe_alarms(AlarmNames=names)["MetricAlarms"] == [], "the policy's alarms go with it"
+
+
+def test_updating_a_policy_keeps_its_arn_and_replaces_its_alarms(twin):
+    aas, cw = twin.client("application-autoscaling"), twin.client("cloudwatch")
+    resource = f"endpoint/{twin.endpoint}/variant/AllTraffic"
+    aas.register_scalable_target(ServiceNamespace="sagemaker", ResourceId=resource, ScalableDimension=RESOURCE_DIMENSION,
+                                 MinCapacity=1, MaxCapacity=1)
+    config = {"TargetValue": 100.0,
+              "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}}
+    put = dict(PolicyName="tracking", ServiceNamespace="sagemaker", ResourceId=resource,
+               ScalableDimension=RESOURCE_DIMENSION, PolicyType="TargetTrackingScaling")
+    try:
+        first = aas.put_scaling_policy(**put, TargetTrackingScalingPolicyConfiguration=config)
+        second = aas.put_scaling_policy(**put, TargetTrackingScalingPolicyConfiguration={**config, "TargetValue": 50.0})
+        assert second["PolicyARN"] == first["PolicyARN"], "an update is the same policy"
+        old = [a["AlarmName"] for a in first["Alarms"]]
+        assert cw.describe_alarms(AlarmNames=old)["MetricAlarms"] == [], "the old thresholds' alarms are gone"
+        new = cw.describe_alarms(AlarmNames=[a["AlarmName"] for a in second["Alarms"]])["MetricAlarms"]
+        assert sorted(a["Threshold"] for a in new) == [45.0, 50.0]
+    finally:
+        aas.delete_scaling_policy(PolicyName="tracking", ServiceNamespace="sagemaker", ResourceId=resource,
+                                  ScalableDimension=RESOURCE_DIMENSION)
+        aas.deregister_scalable_target(ServiceNamespace="sagemaker", ResourceId=resource,
+                                       ScalableDimension=RESOURCE_DIMENSION)
+
+
+def test_a_real_time_variant_cannot_scale_to_zero(twin):
+    aas = twin.client("application-autoscaling")
+    with pytest.raises(ClientError) as caught:
+        aas.register_scalable_target(ServiceNamespace="sagemaker", ResourceId=f"endpoint/{twin.endpoint}/variant/AllTraffic",
+                                     ScalableDimension=RESOURCE_DIMENSION, MinCapacity=0, MaxCapacity=2)
+    assert caught.value.response["Error"]["Code"] == "ValidationException"
+    assert "asynchronous" in caught.value.response["Error"]["Message"]

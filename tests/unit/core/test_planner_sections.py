@@ -127,6 +127,29 @@ def test_preflight_subnet_headroom_and_ha_warnings():
     assert all(c.outcome == "pass" for c in evaluate(desired(), plan_deploy(desired(), Observed()), facts()))
 
 
+def test_preflight_counts_serverless_concurrency_against_the_accounts_quota():
+    from sme.core.preflight import serverless_checks
+    from sme.endpoint_kinds import Serverless
+
+    d = desired(count=1)
+    assert serverless_checks(d, facts()) == [], "no serverless variant: no serverless check"
+    variant = replace(d.config.variants[0], instance_type=None, count=0, serverless=Serverless(2048, 10))
+    d = replace(d, config=replace(d.config, variants=(variant,)))
+    quotas = {"Maximum total concurrency that can be allocated across all serverless endpoints": 15.0,
+              "Maximum number of serverless endpoints": 2.0}
+    at = lambda held, endpoints: {c.name: c for c in serverless_checks(d, replace(  # noqa: E731
+        facts(), quotas=quotas, serverless_elsewhere=(endpoints, held)))}
+    fits = at(5, 1)
+    assert fits["quota: serverless total concurrency"].outcome == "pass" and "0 to spare" in fits["quota: serverless total concurrency"].numbers
+    assert fits["quota: serverless endpoints"].outcome == "pass"
+    over = at(6, 2)
+    assert over["quota: serverless total concurrency"].outcome == "fail"
+    assert "lower max_concurrency to 9" in over["quota: serverless total concurrency"].fix
+    assert over["quota: serverless endpoints"].outcome == "fail"
+    unread = serverless_checks(d, replace(facts(), quotas={}, quota_error="denied"))
+    assert [c.outcome for c in unread] == ["warn", "warn"]
+
+
 def test_rollback_target_is_the_previous_recorded_config():
     history = [{"name": "a"}, {"name": "b"}, {"name": "c"}]
     assert choose_target(history, "c", None) == "b"

@@ -104,3 +104,16 @@ def test_a_ramp_down_to_zero_keeps_its_last_arrival():
     want = [k / 10 for k in range(10)] + [1 + (-10 + math.sqrt(100 + 2 * slope * j)) / slope for j in range(11)]
     got = list(ArrivalClock(Schedule([Stage(1, rate=10, kind="rate"), Stage(2.02, rate=0, ramp=2.02, kind="rate")])))
     assert got == pytest.approx(want, abs=1e-9)
+
+
+def test_a_pause_after_a_fractional_integral_resumes_where_the_integral_left_off():
+    # 10/s for 1.05 s is 10.5 arrivals: arrivals 0-10, then arrival 11 is due 0.05 s after the pause ends
+    schedule = Schedule([Stage(1.05, rate=10, kind="rate"), Stage(2, rate=0, kind="rate"), Stage(1, rate=10, kind="rate")])
+    want = [k / 10 for k in range(11)] + [3.1 + j / 10 for j in range(10)]
+    assert list(ArrivalClock(schedule)) == pytest.approx(want, abs=1e-9)
+
+
+def test_a_gentle_first_ramp_sends_its_first_arrival_at_once():
+    # 0 -> 10 req/s over 20 s: the integral is t^2 / 4, so arrival k is due at 2 sqrt(k)
+    got = list(ArrivalClock(Schedule([Stage(20, rate=10, ramp=20, kind="rate")])))
+    assert got == pytest.approx([2 * math.sqrt(k) for k in range(100)], abs=1e-9)

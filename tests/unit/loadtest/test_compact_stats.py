@@ -13,7 +13,8 @@ import pytest
 from sme.loadtest.config import Stage
 from sme.loadtest.results import summarize
 from sme.loadtest.shapes import Schedule
-from sme.loadtest.stats import RETAIN_S, HIGHEST_US, Recorder, Tally, Window, new_histogram, percentiles_us
+from sme.loadtest.hdr import HIGHEST_US, new_histogram, percentiles_us
+from sme.loadtest.stats import RETAIN_S, Recorder, Tally, Window
 from sme.loadtest.timeseries import CSV_HEADER, TimeseriesFile, row
 
 T0 = 1_790_000_000  # runs start on a whole second
@@ -69,7 +70,8 @@ def _feed(recorded, schedule: Schedule, processes: int = 3):  # type: ignore[no-
     through JSON), settle seconds as the master does once a second; return the tally and its rows."""
     rng = random.Random(11)
     recorders = [Recorder() for _ in range(processes)]
-    tally = Tally(lambda sec: schedule.stage_of_second(sec - T0))
+    tally = Tally(lambda sec: schedule.stage_of_second(sec - T0),
+                  lambda sec, stage: sec - T0 in schedule.steady_seconds(stage))
     tally.first_second = T0
     rows: dict[int, Window] = {}
     by_second: dict[int, list] = {}
@@ -116,6 +118,48 @@ def test_per_second_stage_and_whole_numbers_equal_full_histograms_count_for_coun
         assert stage.requests == sum(truth[s].get_total_count() for s in mine)
         if mine:
             assert stage.latency_ms() == _hdr_latency(_merge(truth[s] for s in mine)), f"stage {i}"
+
+
+def test_each_stages_steady_histogram_is_hdrhs_of_its_seconds_but_the_first_and_last():
+    recorded = _recorded(95, 40, seed=8)  # the run ends 25 s into the last stage; batches come late
+    schedule = Schedule(STAGES)
+    schedule.end = 95.0
+    tally, _ = _feed(recorded, schedule)
+    truth = _reference(recorded)
+    for i in range(len(STAGES)):
+        # the stage's seconds, worked out here from where each second's middle falls: 0-29, none, 30-74, 75-94
+        seconds = [T0 + k for k in range(95) if schedule.stage_of_second(k) == i]
+        steady = seconds[1:-1] if len(seconds) >= 4 else seconds
+        w = tally.steady(i)
+        assert w.requests == sum(truth[s].get_total_count() for s in steady if s in truth), f"stage {i}"
+        assert w.failures == sum(1 for d, _, e in recorded if int(d) in steady and e), f"stage {i}"
+        if steady:
+            assert w.latency_ms() == _hdr_latency(_merge(truth[s] for s in steady if s in truth)), f"stage {i}"
+    assert [len(schedule.steady_seconds(i)) for i in range(4)] == [28, 0, 43, 18]
+    after = [d for d, _, _ in recorded if d >= T0 + 95]
+    assert tally.steady(3).requests < tally.stages[3].requests - len(after), "in-flight seconds are not steady"
+
+
+def test_steady_numbers_survive_the_trip_from_the_load_process_to_sme():
+    schedule = Schedule(STAGES)
+    tally, _ = _feed(_recorded(120, 30, seed=4), schedule)
+    back = Tally.from_json(json.loads(json.dumps(tally.to_json())))
+    assert set(back.edges) == {0, 2, 3} and all(w.dense is None for w in back.edges.values()), "edges stay small"
+    for i in range(len(STAGES)):
+        mine, theirs = tally.steady(i), back.steady(i)
+        assert (theirs.requests, theirs.failures, theirs.dropped, theirs.pairs()) == \
+            (mine.requests, mine.failures, mine.dropped, mine.pairs()), f"stage {i}"
+    assert Tally().steady(5) == Window(), "a stage with nothing recorded"
+
+
+def test_steady_seconds_leave_out_a_stages_first_and_last_and_keep_short_stages_whole():
+    sched = Schedule([Stage(10, rate=5), Stage(3, rate=6), Stage(0.4, rate=7), Stage(5.5, rate=8)])
+    assert list(sched.steady_seconds(0)) == list(range(1, 9))  # seconds 0-9: not 0, not 9
+    assert list(sched.steady_seconds(1)) == [10, 11, 12], "3 seconds: too short to leave any out"
+    assert list(sched.steady_seconds(2)) == [], "middle at 13.5 is past 13.4: the second counts in stage 3"
+    assert list(sched.steady_seconds(3)) == [14, 15, 16, 17], "seconds 13-18 (18.5 is before the end at 18.9)"
+    sched.stop_after(1)
+    assert list(sched.steady_seconds(3)) == [] and list(sched.steady_seconds(1)) == [10, 11, 12]
 
 
 def test_percentiles_read_from_counts_are_hdrhs():
@@ -202,3 +246,20 @@ def test_a_late_batch_is_counted_in_its_row_at_the_end(tmp_path):
     h.record_value(900_000)
     assert (by[30]["requests"], by[30]["p99_ms"]) == ("2", str(h.get_value_at_percentile(99) / 1000.0)), by[30]
     assert (by[3]["requests"], by[3]["failures"], by[3]["p50_ms"]) == ("2", "1", "2.0")
+
+
+def test_without_a_schedule_every_second_is_steady_and_an_edge_seconds_drops_stay_out_of_the_steady_numbers():
+    plain = Tally()
+    rec = Recorder()
+    rec.record(T0 + 0.5, 1.0, None)
+    rec.drop(T0 + 0.5)
+    plain.add(rec.drain())
+    assert (plain.steady(0).requests, plain.steady(0).dropped, plain.edges) == (1, 1, {})
+    schedule = Schedule([Stage(5, rate=1, kind="rate")])  # steady seconds 1-3
+    ladder = Tally(lambda sec: 0, lambda sec, stage: sec - T0 in schedule.steady_seconds(stage))
+    for k in range(5):
+        rec.record(T0 + k + 0.5, 1.0, None)
+    for k in (0, 2, 4, 4):
+        rec.drop(T0 + k + 0.5)
+    ladder.add(rec.drain())
+    assert (ladder.steady(0).requests, ladder.steady(0).dropped, ladder.stages[0].dropped) == (3, 1, 4)

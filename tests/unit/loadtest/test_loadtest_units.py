@@ -15,7 +15,8 @@ from sme.loadtest import config
 from sme.loadtest.payloads import BodyPicker
 from sme.loadtest.shapes import ArrivalClock, Schedule
 from sme.loadtest.slo import evaluate
-from sme.loadtest.stats import Recorder, Tally, clock_skew, new_histogram
+from sme.loadtest.hdr import new_histogram
+from sme.loadtest.stats import Recorder, Tally, clock_skew
 
 BASE = "target: {url: 'http://127.0.0.1:9/x'}\npayload: {body: 'a'}\n"
 

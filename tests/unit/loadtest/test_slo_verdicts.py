@@ -66,3 +66,18 @@ def test_the_run_passes_only_when_every_check_does_and_unknown_names_are_left_ou
     verdict = evaluate(slo, 1000, 11, 0, 10.0, LATENCY)
     assert [c["passed"] for c in verdict["checks"]] == [True, False, True] and verdict["passed"] is False
     assert evaluate({}, 0, 0, 0, 0.0, {}) == {"passed": True, "checks": []}
+
+
+def test_min_output_tokens_per_s_reads_the_streams_rate_and_is_a_floor():
+    """A floor, inclusive: 120.0 tokens/s meets 120 and misses 120.5; a run with no streamed tokens (no
+    ``stream`` numbers, or none for the rate) has nothing to meet it with and fails."""
+    def verdict(stream, limit=120.0):
+        [check] = evaluate({"min_output_tokens_per_s": limit}, 10, 0, 0, 5.0, {}, stream)["checks"]
+        return check["actual"], check["passed"]
+
+    assert verdict({"output_tokens_per_s": 120.0}) == (120.0, True)
+    assert verdict({"output_tokens_per_s": 240.5}) == (240.5, True)
+    assert verdict({"output_tokens_per_s": 120.0}, limit=120.5) == (120.0, False)
+    assert verdict({"output_tokens_per_s": 0.0}) == (0.0, False)
+    assert verdict({"ttft_ms": {"p99": 80.0}}) == (None, False)
+    assert verdict(None) == (None, False)

@@ -72,7 +72,7 @@ def test_a_late_batch_for_a_settled_second_is_counted_once_in_its_row():
 def test_the_histogram_a_summary_carries_decodes_to_the_same_counts():
     from hdrh.histogram import HdrHistogram
 
-    from sme.loadtest.stats import encode
+    from sme.loadtest.hdr import encode
 
     tally = two_processes()
     for window in (tally.whole, tally.stages[0], tally.window(1000, 1002)):

@@ -76,7 +76,10 @@ def test_truncated_summary_keeps_the_per_second_rows(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "summary.json is not valid JSON (truncated?)" in done.stderr
     html = (run / "report.html").read_text()
-    assert 'data-chart="throughput"' in html and "approximate: request-weighted mean" in html
+    assert 'data-chart="throughput"' in html
+    card = html[html.index('data-card="p99 latency"'):].split("</div></div>")[0]
+    assert '<div class="v ">-</div>' in card and "is missing or unreadable" in card, card
+    assert "request-weighted" not in html, "no p99 is made up from per-second p99s"
 
 
 def test_a_run_with_no_successful_request_is_reported_as_such(tmp_path: Path) -> None:
@@ -222,3 +225,29 @@ def test_time_axis_switches_units_with_the_span() -> None:
 def test_report_help_lists_the_options() -> None:
     done = subprocess.run([sys.executable, "-m", "sme", "report", "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "--instance-type" in done.stdout and "--prices" in done.stdout
+
+
+def test_a_stage_the_load_generator_limited_is_named_in_the_report_and_on_stderr(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    write_loadtest(run, [(30.0, 10.0), (300.0, 10.0)])
+    summary = json.loads((run / "summary.json").read_text())
+    busy = {"process": "local:4242@laptop", "mean": 0.97, "peak": 1.0, "saturated_share": 0.8}
+    summary["stages"][0]["limited_by"] = {"load_generator": False, "machine": False}
+    summary["stages"][1]["limited_by"] = {"load_generator": True, "machine": False, "busiest_process": busy}
+    (run / "summary.json").write_text(json.dumps(summary))
+    done = sme_report(run, "--prices", "table")
+    assert done.returncode == 0, done.stderr
+    expected = "stage 2: the load generator was the limit: load process local:4242@laptop used 97% of a core"
+    assert expected in done.stderr and "stage 1:" not in done.stderr
+    assert expected in (run / "report.html").read_text()
+
+
+def test_an_asynchronous_endpoint_is_priced_at_the_asyncinf_usage_type() -> None:
+    """The Price List prices an asynchronous endpoint's instances as ``<REGION>-AsyncInf:<type>``."""
+    client = stubbed_pricing([{"PriceList": [product("USE1-Host:ml.m5.large", "0.115"),
+                                             product("USE1-AsyncInf:ml.m5.large", "0.2")]}])
+    price = Pricer(client_factory=lambda: client).price("ml.m5.large", "us-east-1", "AsyncInf")
+    assert price.usd_per_hour == pytest.approx(0.2) and price.source == API
+    assert hosting_price(json.loads(product("USE1-AsyncInf:ml.m5.large", "0.2")), "ml.m5.large") is None
+    table = Pricer(use_api=False).price("ml.m5.large", "us-east-1", "AsyncInf")
+    assert table.usd_per_hour == pytest.approx(0.115) and "Host rate" in table.note, table.note

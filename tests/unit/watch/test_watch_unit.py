@@ -384,3 +384,46 @@ def test_live_view_renders_table_trends_headroom_and_alerts():
     text = err.getvalue()
     for word in ("A Invocations", "9.0", "headroom: 3 more instances", "ALERT headroom 3 < 5", "next sample (slot 2)"):
         assert word in text, f"{word!r} not shown"
+
+
+def test_an_async_endpoint_is_sampled_with_its_four_backlog_series_by_endpoint_name():
+    """The endpoint config's AsyncInferenceConfig adds the queue's series (dimension EndpointName only) to the
+    same GetMetricData call; they come back under ``async_queue``, apart from the variants' series."""
+    import boto3
+    from botocore.stub import Stubber
+
+    clock = FakeClock()
+    sagemaker = boto3.client("sagemaker", region_name="us-east-1")
+    cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
+    now = datetime.fromtimestamp(clock.wall(), timezone.utc)
+    specs = cw.parse_metric_specs(["Invocations"])
+    series = cw.series_for(["A"], specs) + cw.async_series("churn", True)
+    queries = cw.build_queries("churn", series, 60)
+    assert [q["MetricStat"]["Metric"]["Dimensions"] for q in queries[1:]] == [
+        [{"Name": "EndpointName", "Value": "churn"}]] * 4
+    with Stubber(sagemaker) as sm, Stubber(cloudwatch) as cwatch:
+        sm.add_response("describe_endpoint", {
+            "EndpointName": "churn", "EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/churn",
+            "EndpointConfigName": "churn-config-1", "EndpointStatus": "InService", "CreationTime": now,
+            "LastModifiedTime": now, "ProductionVariants": [
+                {"VariantName": "A", "CurrentInstanceCount": 0, "DesiredInstanceCount": 0}]},
+            {"EndpointName": "churn"})
+        sm.add_response("describe_endpoint_config", {
+            "EndpointConfigName": "churn-config-1", "CreationTime": now,
+            "EndpointConfigArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/churn-config-1",
+            "ProductionVariants": [{"VariantName": "A", "ModelName": "m", "InstanceType": "ml.m5.large",
+                                    "InitialInstanceCount": 1}],
+            "AsyncInferenceConfig": {"OutputConfig": {"S3OutputPath": "s3://results/out/"}}},
+            {"EndpointConfigName": "churn-config-1"})
+        cwatch.add_response("get_metric_data", {"MetricDataResults": [
+            {"Id": f"m{i}", "Values": values} for i, values in enumerate([[], [7.0, 5.0], [7.0], [1.0, 0.0], [42.0]])]},
+            {"MetricDataQueries": queries, "StartTime": datetime.fromtimestamp(clock.wall() - 60, timezone.utc),
+             "EndTime": datetime.fromtimestamp(clock.wall(), timezone.utc), "ScanBy": "TimestampDescending"})
+        sampler = Sampler({"sagemaker": sagemaker, "cloudwatch": cloudwatch}.__getitem__, Target("churn", ("A",)),
+                          specs, 60.0, Retrier(clock.clock, clock.sleep), clock.wall, events_since=0.0)
+        record = sampler.take(0, clock.wall(), clock.clock() + 60)
+        cwatch.assert_no_pending_responses()
+    assert record["errors"] == []
+    assert record["metrics"] == {"A": {"Invocations": None}}, "the queue's series are not a variant's"
+    assert record["async_queue"]["metrics"] == {"ApproximateBacklogSize": 6.0, "ApproximateBacklogSizePerInstance": 7.0,
+                                                "HasBacklogWithoutCapacity": 1.0, "ApproximateAgeOfOldestRequest": 42.0}

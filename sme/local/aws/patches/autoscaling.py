@@ -15,6 +15,12 @@ pinned). Activities live on the backend, so ``/moto-api/reset`` clears them, and
   "Setting desired count" when the current count falls outside the new bounds is simplified to one
   Successful activity per change);
 - ``add_activity(...)``: tests and local mode append their own (a scale-out, a failure).
+
+Also reproduced: PutScalingPolicy on an existing policy updates it in place (the same PolicyARN, which a
+step-scaling policy's alarm names; a target-tracking policy's alarms are replaced, not left behind: moto made a
+new ARN and kept the old alarms); and RegisterScalableTarget refuses MinCapacity 0 for the variant of a
+real-time endpoint (only asynchronous endpoints scale to zero: "Autoscale an asynchronous endpoint"; the
+message's wording is the twin's).
 """
 
 from __future__ import annotations
@@ -67,10 +73,13 @@ def install() -> None:
     from moto.applicationautoscaling.responses import ApplicationAutoScalingResponse
 
     orig_register = ApplicationAutoscalingBackend.register_scalable_target
+    orig_put_policy = ApplicationAutoscalingBackend.put_scaling_policy
     orig_create_alarms = FakeApplicationAutoscalingPolicy.create_alarms
 
     def register_scalable_target(self: Any, namespace: str, r_id: str, dimension: str, min_capacity: Any,
                                  max_capacity: Any, role_arn: str, suspended_state: Any) -> Any:
+        if namespace == "sagemaker" and min_capacity is not None and int(min_capacity) == 0:
+            _refuse_zero_for_real_time(self.account_id, self.region_name, r_id)
         before = self.targets.get(dimension, {}).get(r_id)
         bounds = (before.min_capacity, before.max_capacity) if before else None
         target = orig_register(self, namespace, r_id, dimension, min_capacity, max_capacity, role_arn,
@@ -80,6 +89,21 @@ def install() -> None:
                     f"Setting capacity bounds to min {target.min_capacity}, max {target.max_capacity}",
                     "scalable target registered with new bounds")
         return target
+
+    def put_scaling_policy(self: Any, policy_name: str, service_namespace: str, resource_id: str,
+                           scalable_dimension: str, policy_body: Any, policy_type: Any) -> Any:
+        key = FakeApplicationAutoscalingPolicy.formulate_key(service_namespace, resource_id, scalable_dimension,
+                                                             policy_name)
+        before = self.policies.get(key)
+        policy = orig_put_policy(self, policy_name, service_namespace, resource_id, scalable_dimension,
+                                 policy_body, policy_type)
+        if before is not None:  # an update: the policy keeps its identity, its alarms are made anew
+            before.delete_alarms(self.account_id, self.region_name)
+            policy.delete_alarms(self.account_id, self.region_name)
+            policy._guid, policy.policy_arn, policy.creation_time = before._guid, before.policy_arn, before.creation_time
+            policy.alarms = []
+            policy.create_alarms()
+        return policy
 
     def create_alarms(self: Any) -> None:
         orig_create_alarms(self)
@@ -105,9 +129,24 @@ def install() -> None:
         return json.dumps(body)
 
     ApplicationAutoscalingBackend.register_scalable_target = register_scalable_target
+    ApplicationAutoscalingBackend.put_scaling_policy = put_scaling_policy
     FakeApplicationAutoscalingPolicy.create_alarms = create_alarms
     ApplicationAutoScalingResponse.describe_scaling_activities = describe_scaling_activities
     _INSTALLED = True
+
+
+def _refuse_zero_for_real_time(account_id: str, region: str, resource_id: str) -> None:
+    from moto.applicationautoscaling.exceptions import AWSValidationException
+    from moto.sagemaker.models import sagemaker_backends
+
+    parts = resource_id.split("/")
+    backend = sagemaker_backends[account_id][region]
+    endpoint = backend.endpoints.get(parts[1]) if len(parts) == 4 and parts[0] == "endpoint" else None
+    config = backend.endpoint_configs.get(endpoint.endpoint_config_name) if endpoint else None
+    if config is not None and not getattr(config, "async_inference_config", None):
+        raise AWSValidationException(
+            f"MinCapacity 0 is not supported for {resource_id}: only the variants of asynchronous inference "
+            "endpoints scale to zero instances.")
 
 
 def _sagemaker_alarms(policy: Any) -> list[Any]:

@@ -10,7 +10,8 @@ AWS behaviour reproduced (DescribeEndpoint, DescribeEndpointConfig, DescribeMode
 - DescribeEndpoint lists each variant's ``DeployedImages`` (the image specified, the image resolved to a
   digest, when it was resolved); the twin's digest is a hash of the image URI, not a registry lookup;
 - DescribeModel omits ``Containers`` beside a ``PrimaryContainer``, and an empty ``VpcConfig``;
-- UpdateEndpoint (moto has none) and the endpoint lifecycle below.
+- UpdateEndpoint (moto has none) and the endpoint lifecycle below; while an update's new fleet exists in the
+  twin, DescribeEndpoint carries its ``PendingDeploymentSummary`` (``sme.local.aws.guardrails``).
 
 ``install()`` patches moto's SageMaker backend in this process (moto's internals: the moto version is
 pinned in pyproject.toml). ``LIFECYCLE`` decides how an endpoint moves between statuses:
@@ -59,7 +60,8 @@ class Lifecycle:
     def release(self, name: str) -> None:
         self.hold.discard(name)
 
-    def started(self, backend: Any, endpoint: Any, kind: str, old_config: str = "", old_variants: Any = None) -> None:
+    def started(self, backend: Any, endpoint: Any, kind: str, old_config: str = "", old_variants: Any = None,
+                deployment_config: Any = None) -> None:
         name = endpoint.endpoint_name
         with self._lock:
             outcome, reason = "ok", ""
@@ -76,8 +78,10 @@ class Lifecycle:
                 self._pending[_key(backend, name)] = _Pending(steps, outcome, reason, old_config, old_variants)
             else:
                 endpoint.endpoint_status = "InService"
-        if self.hooks:
-            getattr(self.hooks, f"on_{kind}")(backend, endpoint)
+        if self.hooks and kind == "update":
+            self.hooks.on_update(backend, endpoint, old_variants, deployment_config)
+        elif self.hooks:
+            self.hooks.on_create(backend, endpoint)
 
     def advance(self, backend: Any, endpoint: Any) -> None:
         name = endpoint.endpoint_name
@@ -197,7 +201,7 @@ def install() -> None:
         if deployment_config:
             endpoint.last_deployment_config = deployment_config
         endpoint.last_modified_time = utcnow()
-        LIFECYCLE.started(self, endpoint, "update", old_config, old_variants)
+        LIFECYCLE.started(self, endpoint, "update", old_config, old_variants, deployment_config)
         return endpoint
 
     def update_endpoint_response(self: Any) -> Any:
@@ -233,19 +237,31 @@ def _endpoint_reply(backend: Any, endpoint: Any, reply: dict[str, Any]) -> dict[
             "CurrentSamplingPercentage": int(capture.get("InitialSamplingPercentage", 100)),
             "DestinationS3Uri": capture.get("DestinationS3Uri", ""),
             **({"KmsKeyId": capture["KmsKeyId"]} if capture.get("KmsKeyId") else {})}
+    variants = _with_images(backend, endpoint, config, reply.get("ProductionVariants") or [])
+    if variants:
+        reply["ProductionVariants"] = variants
+    pending = getattr(LIFECYCLE.hooks, "pending_deployment", None)
+    summary = pending(backend.account_id, backend.region_name, endpoint.endpoint_name) if pending and endpoint else None
+    if summary:
+        new_config = backend.endpoint_configs.get(summary["EndpointConfigName"])
+        reply["PendingDeploymentSummary"] = {
+            **summary, "ProductionVariants": _with_images(backend, endpoint, new_config, summary["ProductionVariants"])}
+    return reply
+
+
+def _with_images(backend: Any, endpoint: Any, config: Any, variants: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each variant with its DeployedImages, from the config's models."""
     models = {v["VariantName"]: v.get("ModelName") for v in (config.production_variants if config else [])}
-    variants = []
-    for variant in reply.get("ProductionVariants") or []:
+    out = []
+    for variant in variants:
         model = backend._models.get(models.get(variant.get("VariantName")))
         image = ((model.primary_container or {}).get("Image") if model else None)
         if image:
             variant = {**variant, "DeployedImages": [{
                 "SpecifiedImage": image, "ResolvedImage": _resolved(image),
                 "ResolutionTime": endpoint.last_modified_time}]}
-        variants.append(variant)
-    if variants:
-        reply["ProductionVariants"] = variants
-    return reply
+        out.append(variant)
+    return out
 
 
 def _resolved(image: str) -> str:

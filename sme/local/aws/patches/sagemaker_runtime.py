@@ -12,7 +12,9 @@ AWS behaviour reproduced (the InvokeEndpoint API reference; error shapes from bo
   included) or encoding;
 - a body over the 6 MB real-time limit (6291456 bytes, the Body's maximum in the service model) is refused
   with HTTP 413 before it reaches the model, as AWS refuses it ("HTTP content length exceeded ...");
-- a request without a Signature Version 4 ``Authorization`` answers 403 ``MissingAuthenticationTokenException``.
+- a request without a Signature Version 4 ``Authorization`` answers 403 ``MissingAuthenticationTokenException``;
+- a serverless endpoint's request takes a runtime of its own, started for it when none is idle, or is
+  throttled beyond MaxConcurrency (400 ``ThrottlingException``): ``sme.local.aws.serverless``.
 
 - a container that does not answer within 60 s (or cannot be reached) gives 424 ``ModelError`` "Received
   server error (0) from primary with message "Your invocation timed out ..."";
@@ -57,6 +59,11 @@ def stop_forwarding(endpoints: Any) -> None:
         _ENDPOINTS = None
 
 
+def forwarding() -> Any:
+    """The LocalEndpoints answering the data plane, or None while moto's canned replies do."""
+    return _ENDPOINTS
+
+
 def is_invocation(method: str, path: str) -> bool:
     return _ENDPOINTS is not None and method == "POST" and ROUTE.match(path) is not None
 
@@ -79,10 +86,38 @@ async def answer(path: str, headers: Any, read_body: Callable[[], Awaitable[byte
         return _too_large()
     account, region = _account(scope.group(1)), scope.group(2)
     name = ROUTE.match(path).group(1)  # type: ignore[union-attr]
+    serverless = endpoints.serverless_variant(account, region, name)
+    if serverless is not None:
+        return await _serverless(*serverless, endpoints, headers, body, post, received)
     try:
         ep, variant, instance = endpoints.pick(account, region, name, headers.get("X-Amzn-SageMaker-Target-Variant"))
     except LookupError:
         return _error(400, "ValidationError", f"Endpoint {name} of account {account} not found.")
+    return await _forward(endpoints, ep, variant, instance, headers, body, post, received)
+
+
+async def _serverless(ep: Any, serverless: Any, endpoints: Any, headers: Any, body: bytes, post: Post,
+                      received: float) -> Reply:
+    """A serverless variant: a runtime of its own for this request (started now if none is idle), or a
+    throttle beyond MaxConcurrency (see ``sme.local.aws.serverless``)."""
+    from sme.local.aws.serverless import Throttled
+
+    try:
+        runtime, _ = await serverless.acquire()
+    except Throttled:
+        return _error(400, "ThrottlingException", None)
+    except (OSError, RuntimeError) as exc:  # the runtime could not start: the container's failure
+        return _model_error(0, str(exc).encode(), ep.account, ep.region, ep.name)
+    try:
+        return await _forward(endpoints, ep, runtime.instance.variant, runtime.instance, headers, body, post, received)
+    finally:
+        serverless.release(runtime)
+
+
+async def _forward(endpoints: Any, ep: Any, variant: str, instance: Any, headers: Any, body: bytes, post: Post,
+                   received: float) -> Reply:
+    """The request to one instance's runtime, its reply as InvokeEndpoint answers it, and the latencies observed."""
+    account, region, name = ep.account, ep.region, ep.name
     sent = time.perf_counter()
     try:
         status, data, content_type = await post(instance.port, body, headers.get("Content-Type", ""),
@@ -125,7 +160,7 @@ def _model_error(status: int, data: bytes, account: str, region: str, name: str)
                   LogStreamArn=f"arn:aws:logs:{region}:{account}:log-group:{group}")
 
 
-def _error(status: int, code: str, message: str, **fields: Any) -> Reply:
+def _error(status: int, code: str, message: str | None, **fields: Any) -> Reply:
     # ModelError's body spells its members as the service model does (Message, OriginalStatusCode, ...)
     payload = json.dumps({"Message" if fields else "message": message, **fields}).encode()
     headers = [("Content-Type", "application/json")]

@@ -26,6 +26,11 @@ INSTANCE_TYPES = tuple(f"ml.{family}.{size}" for family, sizes in (
     ("inf2", ("xlarge", "8xlarge")),
 ) for size in sizes)
 SUFFIX = " for endpoint usage"
+# the account-wide serverless quotas, at the defaults AWS's serverless documentation gives (some accounts have
+# been seen with 10 and 5): sme recommend's `parallel` check reads them
+SERVERLESS_CONCURRENCY = "Maximum total concurrency that can be allocated across all serverless endpoints"
+SERVERLESS_ENDPOINTS = "Maximum number of serverless endpoints"
+OTHER_DEFAULTS = {SERVERLESS_CONCURRENCY: 200.0, SERVERLESS_ENDPOINTS: 50.0}
 _INSTALLED = False
 
 
@@ -34,7 +39,7 @@ def quota_code(name: str) -> str:
 
 
 def sagemaker_quotas(region: str, account: str) -> list[dict[str, Any]]:
-    names = {t + SUFFIX for t in INSTANCE_TYPES} | {n for r, n in QUOTAS if r == region}
+    names = {t + SUFFIX for t in INSTANCE_TYPES} | set(OTHER_DEFAULTS) | {n for r, n in QUOTAS if r == region}
     return [_quota(region, account, n) for n in sorted(names)]
 
 
@@ -42,7 +47,7 @@ def _quota(region: str, account: str, name: str) -> dict[str, Any]:
     code = quota_code(name)
     return {"ServiceCode": "sagemaker", "ServiceName": "Amazon SageMaker", "QuotaCode": code, "QuotaName": name,
             "QuotaArn": f"arn:aws:servicequotas:{region}:{account}:sagemaker/{code}",
-            "Value": float(QUOTAS.get((region, name), DEFAULT)), "Unit": "None", "Adjustable": True,
+            "Value": float(QUOTAS.get((region, name), OTHER_DEFAULTS.get(name, DEFAULT))), "Unit": "None", "Adjustable": True,
             "GlobalQuota": False}
 
 

@@ -1,0 +1,245 @@
+"""Reading streamed answers: server-sent events, SageMaker's event-stream frames (decoded by botocore's own
+parser, built here from the format's spec), token counts, and the stream numbers a run reports."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sme.loadtest.results import stream_numbers
+from sme.loadtest.slo import evaluate
+from sme.loadtest.stats import Recorder, Tally, error_key
+from sme.loadtest.streaming import SseEvents, StreamFailure, StreamReading
+from tests.support.httpserver import _frame, _token_event
+
+
+def tgi_stream(n: int) -> bytes:
+    return b"".join(_token_event("tgi", i, n) for i in range(n))
+
+
+def test_sse_events_come_out_whole_however_the_bytes_are_split():
+    data = b": keep-alive\n\nevent: token\ndata: a\n\ndata: b1\ndata: b2\r\n\r\nid: 3\ndata:c\n\n"
+    for size in (1, 2, 3, 7, len(data)):
+        parser, events = SseEvents(), []
+        for i in range(0, len(data), size):
+            events += parser.feed(data[i:i + size])
+        events += parser.close()
+        assert events == [b"a", b"b1\nb2", b"c"], size
+
+
+def test_a_last_event_without_its_blank_line_and_json_lines_count():
+    parser = SseEvents()
+    assert parser.feed(b'{"token": {"text": "x"}}\n{"token"') == [b'{"token": {"text": "x"}}']
+    assert parser.feed(b': {"text": "y"}}\ndata: z') == [b'{"token": {"text": "y"}}']
+    assert parser.close() == [b"z"]
+
+
+def test_tgi_stream_counts_events_and_takes_the_servers_own_token_count():
+    reading = StreamReading("sse", started=10.0)
+    stream = tgi_stream(5)
+    # arrival times: first event at 10.2 s, then 10.25, 10.25 (two events in one chunk), ...
+    pieces = stream.split(b"\n\n")[:-1]
+    at = [10.2, 10.25, 10.25, 10.4, 10.45]
+    for piece, t in zip(pieces, at):
+        reading.feed(piece + b"\n\n", t)
+    reading.close(10.5)
+    assert reading.ttft_ms == pytest.approx(200.0)
+    assert reading.gaps_ms == pytest.approx([50.0, 0.0, 150.0, 50.0])
+    assert reading.events == 5 and reading.tokens == 5
+
+
+def test_openai_usage_gives_the_count_and_done_is_not_a_token():
+    events = [{"choices": [{"delta": {"content": "a"}}], "usage": None},
+              {"choices": [{"delta": {"content": "b"}}], "usage": None},
+              {"choices": [], "usage": {"completion_tokens": 7, "prompt_tokens": 2}}]
+    body = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events) + b"data: [DONE]\n\n"
+    reading = StreamReading("sse", started=0.0)
+    reading.feed(body, 1.0)
+    reading.close(1.0)
+    assert reading.events == 3 and reading.tokens == 7
+
+
+def test_event_stream_frames_split_and_joined_are_read_as_the_same_events():
+    stream = tgi_stream(4)
+    frames = _frame(stream[:10]) + _frame(stream[10:70]) + _frame(stream[70:])
+    reading = StreamReading("eventstream", started=0.0)
+    for i in range(0, len(frames), 13):  # frames split across reads, several frames in one read
+        reading.feed(frames[i:i + 13], 1.0 + i / 1000.0)
+    reading.close(2.0)
+    assert reading.events == 4 and reading.tokens == 4
+    assert reading.head == stream[:500]
+
+
+def test_an_exception_frame_or_a_tgi_error_event_fails_the_request_by_name():
+    import struct
+    import zlib
+
+    headers = {":message-type": "exception", ":exception-type": "ModelStreamError",
+               ":content-type": "application/json"}
+    head = b"".join(bytes([len(k)]) + k.encode() + b"\x07" + struct.pack(">H", len(v)) + v.encode()
+                    for k, v in headers.items())
+    payload = b'{"Message": "the model broke", "ErrorCode": "ModelStreamError"}'
+    prelude = struct.pack(">II", 16 + len(head) + len(payload), len(head))
+    msg = prelude + struct.pack(">I", zlib.crc32(prelude)) + head + payload
+    msg += struct.pack(">I", zlib.crc32(msg))
+    reading = StreamReading("eventstream", started=0.0)
+    reading.feed(_frame(_token_event("tgi", 0, 3)), 0.1)
+    with pytest.raises(StreamFailure) as err:
+        reading.feed(msg, 0.2)
+    assert error_key(200, err.value) == "stream:ModelStreamError"
+    assert "the model broke" in str(err.value)
+
+    reading = StreamReading("sse", started=0.0)
+    with pytest.raises(StreamFailure) as err:
+        reading.feed(b'data:{"error":"Request failed during generation: x","error_type":"generation"}\n\n', 0.1)
+    assert error_key(200, err.value) == "stream:generation"
+
+
+def test_a_corrupt_frame_fails_the_request_rather_than_being_skipped():
+    frame = bytearray(_frame(b"data: a\n\n"))
+    frame[-1] ^= 0xFF  # the message CRC no longer matches
+    with pytest.raises(StreamFailure) as err:
+        StreamReading("eventstream", started=0.0).feed(bytes(frame), 0.1)
+    assert err.value.stream_code == "InvalidEventStream"
+
+
+def test_stream_numbers_come_from_full_histograms_merged_across_processes():
+    """Two processes' recorders, merged: ttft/itl percentiles equal those of all values in one histogram,
+    tokens add up; hand-computed truth (values chosen in distinct HDR buckets)."""
+    a, b = Recorder(), Recorder()
+    ttfts = [100.0, 200.0, 300.0, 400.0, 1000.0]
+    for i, ttft in enumerate(ttfts):
+        rec = a if i % 2 else b
+        rec.record(50.5, ttft + 100, None)
+        rec.record_stream(50.5, ttft, [10.0, 20.0] if i < 4 else [90.0], tokens=3)
+    tally = Tally()
+    tally.add(a.drain(wire=True))
+    tally.add(b.drain(wire=False))
+    numbers = stream_numbers(tally.whole, duration_s=2.0)
+    assert numbers["ttft_ms"]["p50"] == pytest.approx(300.0, rel=1e-3)
+    assert numbers["ttft_ms"]["max"] == pytest.approx(1000.0, rel=1e-3)
+    assert numbers["itl_ms"]["p50"] == pytest.approx(20.0, rel=1e-3)  # sorted 10 x4, 20 x4, 90: the 5th of 9
+    assert numbers["itl_ms"]["p90"] == pytest.approx(20.0, rel=1e-3)
+    assert numbers["itl_ms"]["p99"] == pytest.approx(90.0, rel=1e-3)
+    assert numbers["output_tokens"] == 15 and numbers["output_tokens_per_s"] == 7.5
+    assert numbers["requests_with_tokens"] == 5
+    assert numbers["e2e_ms"]["p50"] == pytest.approx(400.0, rel=1e-3)
+    again = Tally.from_json(json.loads(json.dumps(tally.to_json())))
+    assert stream_numbers(again.whole, 2.0) == numbers
+
+
+def test_stream_slo_keys_pass_and_fail_on_the_stream_numbers():
+    stream = {"ttft_ms": {"p50": 120.0, "p99": 800.0}, "itl_ms": {"p50": 20.0, "p99": 61.0},
+              "output_tokens_per_s": 40.0}
+    verdict = evaluate({"ttft_p99_ms": 800, "itl_p99_ms": 60, "min_output_tokens_per_s": 50}, 10, 0, 0, 1.0,
+                       {}, stream)
+    assert [c["passed"] for c in verdict["checks"]] == [True, False, False]
+    assert not evaluate({"ttft_p50_ms": 1}, 10, 0, 0, 1.0, {}, None)["passed"]  # nothing streamed: fail
+
+
+def test_generated_prompts_have_the_drawn_lengths_and_the_same_bodies_in_every_process():
+    from sme.loadtest.prompts import WORDS_PER_TOKEN, prompt_bodies
+
+    spec = {"input_tokens": {"mean": 130, "stddev": 26}, "output_tokens": {"mean": 64, "stddev": 8}, "count": 400}
+    bodies = prompt_bodies(spec, "tgi")
+    assert bodies == prompt_bodies(spec, "tgi") and len(bodies) == 400
+    docs = [json.loads(b) for b in bodies]
+    words = [len(d["inputs"].split()) for d in docs]
+    outs = [d["parameters"]["max_new_tokens"] for d in docs]
+    mean_words = sum(words) / len(words)
+    assert abs(mean_words - 130 * WORDS_PER_TOKEN) < 3  # 100 words: 130 tokens at 1.3 tokens a word
+    assert min(words) < 80 < 120 < max(words)  # spread as drawn (stddev 20 words)
+    assert abs(sum(outs) / len(outs) - 64) < 2 and all(o >= 1 for o in outs)
+    assert all(d["stream"] is True and d["parameters"]["details"] is True for d in docs)
+    chat = json.loads(prompt_bodies(spec, "openai", stream=False)[0])
+    assert chat["messages"][0]["role"] == "user" and chat["stream"] is False and "stream_options" not in chat
+
+
+def test_prompts_in_a_load_file_become_the_bodies_and_template_alone_is_refused(tmp_path):
+    from sme.errors import ConfigError
+    from sme.loadtest.config import load
+
+    path = tmp_path / "lt.yaml"
+    path.write_text("target: {url: 'http://127.0.0.1:1/generate', stream: sse}\n"
+                    "payload: {prompts: {input_tokens: {mean: 20}, count: 5}, template: tgi}\n"
+                    "stages: [{duration: 1, users: 1}]\n")
+    lt = load(path)
+    assert len(lt.payload.bodies) == 5 and lt.payload.content_type == "application/json"
+    path.write_text("target: {url: 'http://127.0.0.1:1/x'}\npayload: {body: x, template: tgi}\n"
+                    "stages: [{duration: 1, users: 1}]\n")
+    with pytest.raises(ConfigError) as err:
+        load(path)
+    assert "payload.template" in str(err.value)
+
+
+def test_adding_counts_to_a_lasting_window_equals_hdrhs_own_record_value():
+    import random
+
+    from sme.loadtest.hdr import HIGHEST_US, LOWEST_US, new_histogram
+    from sme.loadtest.stats import Window
+
+    rng = random.Random(5)
+    values = [LOWEST_US, HIGHEST_US, 2047, 2048, 2049] + [int(rng.lognormvariate(9, 3)) % HIGHEST_US + 1
+                                                          for _ in range(20000)]
+    truth = new_histogram()
+    counts: dict[int, int] = {}
+    for v in values:
+        truth.record_value(v)
+        key = truth.get_lowest_equivalent_value(v)
+        counts[key] = counts.get(key, 0) + 1
+    w = Window.lasting()
+    w.add(counts, len(values))
+    assert list(w.dense.counts) == list(truth.counts)
+    assert (w.dense.total_count, w.dense.get_min_value(), w.dense.get_max_value()) == \
+        (truth.total_count, truth.get_min_value(), truth.get_max_value())
+
+
+def test_events_read_together_or_apart_count_the_same_whatever_the_path():
+    """Whole events several to a read take the counting shortcut; any other cut goes through the parser:
+    the numbers are the same (each event timed at the read that completed it)."""
+    import random
+
+    rng = random.Random(3)
+    stream = tgi_stream(40)
+    for _ in range(50):
+        cuts = sorted(rng.sample(range(1, len(stream)), rng.randint(1, 30)))
+        if rng.random() < 0.5:  # cut only between events: the shortcut's case
+            ends = [i + 2 for i in range(len(stream)) if stream[i:i + 2] == b"\n\n"]
+            cuts = sorted(rng.sample(ends[:-1], rng.randint(1, 20)))
+        pieces = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)])]
+        reading, parsed = StreamReading("sse", 0.0), SseEvents()
+        truth_times: list[float] = []
+        for k, piece in enumerate(pieces):
+            reading.feed(piece, float(k + 1))
+            truth_times += [float(k + 1)] * len(parsed.feed(piece))
+        reading.close(float(len(pieces) + 1))
+        assert reading.events == 40 == len(truth_times) and reading.tokens == 40
+        assert reading.ttft_ms == truth_times[0] * 1000.0
+        assert reading.gaps_ms == [(b - a) * 1000.0 for a, b in zip(truth_times, truth_times[1:])]
+
+
+@pytest.mark.parametrize("doc", [
+    {"token": {"id": 1, "text": "x"}, "generated_text": "abc", "details": {"finish_reason": "length",
+                                                                         "generated_tokens": 32, "seed": None}},
+    # the generated text quotes the keys: escaped inside a JSON string, they are not the document's keys
+    {"generated_text": 'say "details":{"generated_tokens":99}', "details": {"generated_tokens": 4}},
+    {"generated_text": "x", "details": {"finish_reason": "eos_token", "generated_tokens": 7}, "usage": None},
+    {"details": {"prefill": [{"id": 1}], "generated_tokens": 3}},  # a nested object before the key
+    {"details": {"finish_reason": "length"}, "generated_tokens": 5},  # the key outside details: not a count
+    {"details": None, "usage": {"completion_tokens": 9}},
+    {"details": {"generated_tokens": "12"}},  # not a number: not a count
+    {"generated_text": "x", "details": {"generated_tokens": 2},
+     "best_of_sequences": [{"details": {"generated_tokens": 8}}]},
+])
+def test_the_final_events_count_is_the_one_its_json_says(doc):
+    """The count taken is the one the document says, escaped keys in the text and nested objects included."""
+    from sme.loadtest import streaming
+
+    for data in (json.dumps(doc).encode(), json.dumps(doc, separators=(",", ":")).encode()):
+        parsed = json.loads(data)
+        details, usage = parsed.get("details"), parsed.get("usage")
+        expected = (details["generated_tokens"] if isinstance(details, dict)
+                    and isinstance(details.get("generated_tokens"), int) else
+                    usage["completion_tokens"] if isinstance(usage, dict) else None)
+        assert streaming._token_count(data) == expected, data
