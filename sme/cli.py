@@ -31,8 +31,10 @@ COMMANDS = {
     "watch": "watch",
     "local": "local",
     "demo": "demo",
+    "run": "run",
     "report": "report",
     "plan-capacity": "plan_capacity",
+    "recommend": "recommend",
 }
 
 
@@ -69,7 +71,13 @@ def cli(env, verbose: bool) -> None:  # type: ignore[no-untyped-def]
 
 
 def main(argv: list[str] | None = None) -> None:
-    sys.exit(run(argv))
+    code = run(argv)
+    # CPython 3.11 remembers a KeyboardInterrupt that once escaped code run from a string (dataclasses and
+    # namedtuples are made by exec of a string, so a Ctrl-C during an import can land there) even after sme
+    # caught it, and then ends the process by SIGINT instead of with this status. exec of a string that
+    # completes clears the flag (Python/pythonrun.c, run_eval_code_obj), so 130 stays 130.
+    exec("")  # noqa: S102 - an empty string, see above
+    sys.exit(code)
 
 
 def run(argv: list[str] | None = None, env: "Env | None" = None) -> int:
