@@ -139,9 +139,10 @@ def test_sigkill_then_resume_leaves_every_slot_once(boto, vpc, aws_env, tmp_path
     wait_for_lines(out, 2)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=10)
+    start = lines(out)[0]["due"]  # slot 0's due time, on the file's own clock
     with out.open("a") as fh:  # as if the kill had landed mid-write
         fh.write('{"slot": 9, "due": 1')
-    time.sleep(1.5)  # at least one slot passes while nobody watches
+    time.sleep(max(0.0, start + 3.2 - time.time()))  # slot 2's whole interval passes while nobody watches
     result = sme("watch", *args, "--resume")
     assert result.returncode == 0, result.stderr
     samples = lines(out)  # every line parses: the torn tail was cut
