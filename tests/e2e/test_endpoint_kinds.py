@@ -116,6 +116,14 @@ def test_an_async_endpoint_carries_its_config_and_teardown_leaves_the_results(sm
         "s3://results-bucket/churn/out/"
     moto.recorder.calls.clear()
     assert sme("deploy", "-c", cfg, *FAST).returncode == 0 and moto.recorder.mutating() == []
+
+    wider = experiment(tmp_path, model_tar, ASYNC.replace("max_concurrent_per_instance: 4",
+                                                          "max_concurrent_per_instance: 8"))
+    moto.recorder.calls.clear()
+    changed = sme("deploy", "-c", wider, *FAST)
+    assert changed.returncode == 0, changed.stderr
+    assert [c.operation for c in moto.recorder.mutating()] == ["CreateEndpointConfig", "UpdateEndpoint"]
+    assert live_config(boto)["AsyncInferenceConfig"]["ClientConfig"] == {"MaxConcurrentInvocationsPerInstance": 8}
     down = sme("teardown", "--name", "churn")
     assert down.returncode == 0, down.stderr
     assert "async results under s3://results-bucket/churn/out/ are yours: teardown leaves them" in down.stderr
@@ -123,6 +131,7 @@ def test_an_async_endpoint_carries_its_config_and_teardown_leaves_the_results(sm
 
 @pytest.mark.parametrize("endpoint, extra, field", [
     (SERVERLESS.replace("2048", "1500"), "", "memory_mb"),
+    (SERVERLESS.replace("2048", "7168"), "", "memory_mb"),
     (SERVERLESS.replace("max_concurrency: 10", "max_concurrency: 201"), "", "max_concurrency"),
     (SERVERLESS.replace("max_concurrency: 10", "max_concurrency: 0"), "", "max_concurrency"),
     (SERVERLESS.replace("provisioned_concurrency: 2", "provisioned_concurrency: 11"), "", "provisioned_concurrency"),
@@ -134,6 +143,8 @@ def test_an_async_endpoint_carries_its_config_and_teardown_leaves_the_results(sm
     (SERVERLESS + "\n  async: {output: s3://results-bucket/out/}", "", "endpoint.async"),
     (SERVERLESS, "autoscaling: {max: 3}", "autoscaling"),
     (ASYNC.replace("s3://results-bucket/churn/out/", "https://results-bucket/out/"), "", "output"),
+    (ASYNC.replace("s3://results-bucket/churn/failed/", "/tmp/failed/"), "", "failure"),
+    (ASYNC.replace("arn:aws:sns:us-east-1:123456789012:done", "done-topic"), "", "success"),
     ("  variants: [{name: A}]", "", "instance_type"),
 ])
 def test_what_sagemaker_refuses_exits_2_with_the_field_named_and_nothing_sent(sme, vpc, model_tar, moto, tmp_path,
