@@ -324,11 +324,13 @@ def _on_init(environment, **_kw) -> None:  # type: ignore[no-untyped-def]
     if isinstance(runner, MasterRunner):
         def on_report(client_id, data) -> None:  # type: ignore[no-untyped-def]
             if "sme" in data:
+                progress.workers_seen.add(client_id)
                 progress.tally.add(data["sme"])
 
         environment.events.worker_report.add_listener(on_report)
 
         def on_final(environment, msg) -> None:  # type: ignore[no-untyped-def]
+            progress.finals.add(msg.node_id)
             progress.tally.add(msg.data)
             progress.sample = progress.sample or msg.data.get("sample")
 

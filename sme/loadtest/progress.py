@@ -26,11 +26,12 @@ from sme.loadtest.config import Stage
 from sme.loadtest.results import stream_numbers
 from sme.loadtest.shapes import Schedule
 from sme.loadtest.slo import evaluate
-from sme.loadtest.stats import RETAIN_S, Recorder, Tally, Window
+from sme.loadtest.stats import Recorder, Tally, Window
 from sme.loadtest.timeseries import TimeseriesFile, row
 
 LAG_S = 2  # seconds a worker's batch may take to reach the master (live display window, rows)
 SUMMARY_EVERY_S = 5  # how often summary.json is refreshed while the run goes
+FINAL_WAIT_S = 15.0  # how long a master waits, once stopped, for a worker's last batch
 
 
 class Progress:
@@ -54,6 +55,8 @@ class Progress:
         self.after_stop: Any = lambda: None
         self.drain: Any = lambda: None  # waits for what is still owed (an asynchronous endpoint's results)
         self.extra: Any = lambda: {}  # more for the final tally (the asynchronous requests' accounting)
+        self.workers_seen: set[str] = set()  # a master: the workers that reported a batch
+        self.finals: set[str] = set()  # ... and those whose last batch (sent when they stop) is in
         self._out = open(plan["progress"], "a", buffering=1)
         self._parent = os.getppid()  # the sme CLI: if it dies, this run stops instead of loading on alone
 
@@ -84,7 +87,27 @@ class Progress:
         if self.end_elapsed is None and time.monotonic() - self._stop_seen > 2.0:
             self.interrupted = True
             self.end_elapsed = max(0.0, min(self.elapsed(), self.schedule.end))
-            gevent.spawn(self.runner.stop)
+            gevent.spawn(self._stop_then_finish)
+
+    def _stop_then_finish(self) -> None:
+        """As ``end_if_due`` does from the shape's greenlet: stop (the workers send their last batches), wait
+        for those batches, write the results, and only then quit. Left to Locust's own quit, a master on a
+        starved machine could write its results before a worker's last batch arrived."""
+        self.runner.stop()
+        self.finish(interrupted=True)
+        self.runner.quit()
+
+    def wait_for_finals(self, timeout: float = FINAL_WAIT_S) -> None:
+        """A master: every worker that reported sends its last batch when it stops; wait (bounded) for them,
+        and say in the log when one never came (the counts are then short by what it held)."""
+        deadline = time.monotonic() + timeout
+        while self.workers_seen - self.finals and time.monotonic() < deadline:
+            gevent.sleep(0.05)
+        missing = sorted(self.workers_seen - self.finals)
+        if missing:
+            logging.getLogger("sme").warning("the last batch of %d worker(s) did not arrive within %.0f s: %s; "
+                                             "their last requests are not counted", len(missing), timeout,
+                                             ", ".join(missing))
 
     def end_if_due(self) -> bool:
         """Called by the shape's once-a-second tick: within the last second, stop exactly on time.
@@ -179,6 +202,8 @@ class Progress:
                 self.runner.stop()  # let users finish and workers send their last batch
             except Exception:  # noqa: BLE001 - partial results are still worth writing
                 pass
+        if not self.local:
+            self.wait_for_finals()
         self.drain()
         self._collect()
         self.sample = self.sample or self.local_sample()
