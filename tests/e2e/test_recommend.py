@@ -169,12 +169,19 @@ def test_a_parallel_the_quota_cannot_hold_is_refused_with_how_many_fit(twin, twi
     assert not (tmp_path / "out" / "sweep.json").exists(), "a refused sweep can be started again as it was"
 
 
-def test_a_serverless_candidate_in_a_vpc_is_refused_before_anything_is_deployed(twin, twin_env, tmp_path):
-    write_files(tmp_path, twin, candidates="  - {serverless: {memory_mb: 2048, max_concurrency: 4}}\n",
-                network="network: {subnets: [subnet-0a1b2c3d], security_groups: [sg-0a1b2c3d]}\n")
+@pytest.mark.parametrize("candidates, network, said", [
+    ("  - {serverless: {memory_mb: 2048, max_concurrency: 4}}\n",
+     "network: {subnets: [subnet-0a1b2c3d], security_groups: [sg-0a1b2c3d]}\n",
+     ["recommend.yaml: candidates[0].serverless:", "VPC"]),
+    ("  - {instance_type: ml.c5.large}\n  - {instance_type: ml.c5.larg}\n", "",
+     ["recommend.yaml: candidates[1].instance_type:", "ml.c5.large"]),
+])
+def test_a_candidate_aws_would_refuse_is_refused_before_anything_is_deployed(twin, twin_env, tmp_path, candidates,
+                                                                            network, said):
+    write_files(tmp_path, twin, candidates=candidates, network=network)
     run = run_sme("recommend", "-c", "recommend.yaml", "--out", "out", env=twin_env, cwd=tmp_path)
     assert run.returncode == 2, run.stderr
-    assert "recommend.yaml: candidates[0].serverless:" in run.stderr and "VPC" in run.stderr
+    assert all(s in run.stderr for s in said), run.stderr
     assert "Traceback" not in run.stderr and endpoints_left(twin) == []
     assert not (tmp_path / "out").exists(), "nothing written for a file that was refused"
 

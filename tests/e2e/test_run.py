@@ -53,7 +53,7 @@ autoscaling: {{min: 3, max: 4, target: 100000}}
 
 
 def write_files(work: Path, model, subnets, group, *, v2_model: Path | None = None, events: str,
-                seconds: int = 45) -> Path:
+                seconds: int = 45, slo: str = "{error_rate: 0.5}") -> Path:
     work.mkdir(parents=True, exist_ok=True)
     (work / "sme.yaml").write_text(experiment(model.model_tar, subnets, group))
     (work / "sme-v2.yaml").write_text(experiment(v2_model or model.model_tar, subnets, group,
@@ -62,7 +62,7 @@ def write_files(work: Path, model, subnets, group, *, v2_model: Path | None = No
     (work / "load.yaml").write_text(f"""target: {{endpoint: {NAME}}}
 payload: {{file: {model.payload_csv}, content_type: text/csv, split: lines}}
 stages: [{{duration: {seconds}s, users: 3, spawn_rate: 3}}]
-slo: {{error_rate: 0.5}}
+slo: {slo}
 """)
     (work / "run.yaml").write_text(f"""experiment: sme.yaml
 load: load.yaml
@@ -110,7 +110,8 @@ def test_an_update_under_load_and_a_lost_zone_are_on_the_report_with_verdicts(tw
     # from the free addresses alone, since the update's old fleet may be retiring at the same moment
     used_after = sum(11 - free_after[s] for s in subnets[1:])
     assert used_after >= sum(zone["instances_after"].values()), "the replacements took addresses in the surviving subnets"
-    assert scale["outcome"] == "ok" and scale["instances"] == {"AllTraffic": 4}, scale
+    assert scale["outcome"] == "ok" and scale["instances"] == {"AllTraffic": 4}, (json.dumps(scale),
+                                                                                proc.stderr[-3000:])
     # (whether the zone fails during the update's last seconds or just after depends on the machine's speed:
     # both events' verdicts are checked, not their overlap)
     page = (out / "report.html").read_text()
@@ -139,13 +140,33 @@ def test_an_update_whose_model_cannot_load_is_rolled_back_and_exits_4(twin, tmp_
     nothing_left(twin, tmp_path / "bad-update")
 
 
-def test_a_bad_run_file_exits_2_naming_the_field_with_nothing_deployed(twin, tmp_path):
+def test_a_load_that_misses_its_slo_makes_the_run_exit_3_after_the_report_and_teardown(twin, tmp_path):
     twin, model, subnets, group = twin
-    run_file = write_files(tmp_path / "bad", model, subnets, group,
-                           events="  - {at: 5s, fail_zone: us-east-1d}")
+    run_file = write_files(tmp_path / "slow", model, subnets, group, seconds=6, events="  []",
+                           slo="{p99_ms: 0.01}")  # no real model answers in 10 microseconds
+    out = tmp_path / "slow" / "out"
+    proc = sme_run(twin, run_file, out)
+    assert proc.returncode == 3, proc.stderr[-4000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["requests"] > 0 and summary["slo"]["passed"] is False, summary["slo"]
+    assert (out / "report.html").exists()
+    nothing_left(twin, tmp_path / "slow")
+
+
+@pytest.mark.parametrize("events, edit, said", [
+    ("  - {at: 5s, fail_zone: us-east-1d}", None, ["events[0].fail_zone", "us-east-1d holds none"]),
+    ("  - {at: 50s, scale: {min: 4}}", None, ["events[0].at"]),
+    ("  - {at: 5s, reboot: all}", None, ["events[0]", "reboot"]),
+    ("  []", ("load: load.yaml", "load: missing.yaml"), ["load", "missing.yaml"]),
+])
+def test_a_bad_run_file_exits_2_naming_the_field_with_nothing_deployed(twin, tmp_path, events, edit, said):
+    twin, model, subnets, group = twin
+    run_file = write_files(tmp_path / "bad", model, subnets, group, events=events)
+    if edit:
+        run_file.write_text(run_file.read_text().replace(*edit))
     proc = sme_run(twin, run_file, tmp_path / "bad" / "out", timeout=60)
     assert proc.returncode == 2, proc.stderr
-    assert "events[0].fail_zone" in proc.stderr and "us-east-1d holds none" in proc.stderr
+    assert all(s in proc.stderr for s in said) and "Traceback" not in proc.stderr, proc.stderr
     assert twin.client("sagemaker").list_endpoints()["Endpoints"] == []
     assert not (tmp_path / "bad" / "out").exists(), "nothing is written before the checks pass"
 
