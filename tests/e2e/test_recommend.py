@@ -169,6 +169,29 @@ def test_a_parallel_the_quota_cannot_hold_is_refused_with_how_many_fit(twin, twi
     assert not (tmp_path / "out" / "sweep.json").exists(), "a refused sweep can be started again as it was"
 
 
+def test_a_parallel_the_free_addresses_cannot_hold_is_refused_with_how_many_fit(twin, twin_env, tmp_path):
+    import boto3
+
+    ec2 = boto3.client("ec2", endpoint_url=twin.url, region_name="us-east-1", aws_access_key_id="local",
+                       aws_secret_access_key="local")
+    vpc = ec2.create_vpc(CidrBlock="10.77.0.0/16")["Vpc"]["VpcId"]
+    group = ec2.create_security_group(GroupName="rec-ips", Description="rec", VpcId=vpc)["GroupId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.77.1.0/28", AvailabilityZone="us-east-1a")["Subnet"]
+    taken = [ec2.create_network_interface(SubnetId=subnet["SubnetId"])["NetworkInterface"]["NetworkInterfaceId"]
+             for _ in range(subnet["AvailableIpAddressCount"] - 1)]  # someone else's interfaces: 1 address left
+    try:
+        write_files(tmp_path, twin, network=f"network: {{subnets: [{subnet['SubnetId']}], security_groups: [{group}]}}\n")
+        run = run_sme("recommend", "-c", "recommend.yaml", "--out", "out", env=twin_env, cwd=tmp_path)
+    finally:
+        for eni in taken:
+            ec2.delete_network_interface(NetworkInterfaceId=eni)
+    assert run.returncode == 2, run.stderr
+    text = " ".join(run.stderr.split())
+    assert "recommend.yaml: parallel:" in text and "address(es) in the subnets, which have 1 free" in text, text
+    assert "1 would fit" in text and "Traceback" not in text
+    assert endpoints_left(twin) == [] and not (tmp_path / "out" / "sweep.json").exists(), "nothing deployed"
+
+
 @pytest.mark.parametrize("candidates, network, said", [
     ("  - {serverless: {memory_mb: 2048, max_concurrency: 4}}\n",
      "network: {subnets: [subnet-0a1b2c3d], security_groups: [sg-0a1b2c3d]}\n",
