@@ -20,8 +20,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -40,12 +41,20 @@ class Actions:
     deploy_timeout: float = 1800.0
     poll: float = POLL
     sleep: Callable[[float], None] = time.sleep
+    # an update holds this while its `sme deploy` runs; a scale event waits for it: that deploy ends by
+    # registering the scalable target from its own file, which would undo a floor set in the meantime
+    # (and SageMaker refuses capacity changes while the endpoint is Updating anyway)
+    changing: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def fire(self, event: Event, stopped: Callable[[], bool]) -> dict[str, Any]:
         return getattr(self, f"_{event.kind}")(event, stopped)
 
     # -- deploy: a guarded update under load ------------------------------------------------------
     def _deploy(self, event: Event, stopped: Callable[[], bool]) -> dict[str, Any]:
+        with self.changing:
+            return self._update(event, stopped)
+
+    def _update(self, event: Event, stopped: Callable[[], bool]) -> dict[str, Any]:
         before = self._describe()
         log = self.out / "events" / f"{event.number}-deploy.log"
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -95,11 +104,22 @@ class Actions:
 
     # -- scale: a new floor and/or ceiling ---------------------------------------------------------
     def _scale(self, event: Event, stopped: Callable[[], bool]) -> dict[str, Any]:
+        assert event.scaling is not None
+        low, high = event.scaling
+        asked = time.time()
+        while not self.changing.acquire(timeout=self.poll):  # an update is running: after it, not under it
+            if stopped():
+                return {"outcome": "stopped", "min": low, "max": high, "instances": self._instances(),
+                        "settled_s": None, "summary": "stopped while waiting for the update before it to end"}
+        try:
+            return self._set_scaling(low, high, stopped, round(time.time() - asked, 1))
+        finally:
+            self.changing.release()
+
+    def _set_scaling(self, low: int, high: int, stopped: Callable[[], bool], waited: float) -> dict[str, Any]:
         from sme.core import names
 
         aas = self.aws.client("application-autoscaling")
-        assert event.scaling is not None
-        low, high = event.scaling
         variants = [v["VariantName"] for v in (self._describe() or {}).get("ProductionVariants", [])]
         for variant in variants:
             aas.register_scalable_target(ServiceNamespace="sagemaker",
@@ -113,10 +133,12 @@ class Actions:
             counts = self._instances()
         inside = all(low <= n <= high for n in counts.values())
         took = time.time() - started
+        after = f" (set after waiting {waited:.0f}s for the update before it)" if waited >= 1 else ""
         return {"outcome": "ok" if inside else "stopped" if stopped() else "failed", "min": low, "max": high,
                 "variants": variants, "instances": counts, "settled_s": round(took, 1) if inside else None,
+                "waited_s": waited,
                 "summary": (f"instances {_counts(counts)} inside [{low}, {high}] after {took:.0f}s" if inside
-                            else f"instances {_counts(counts)} still outside [{low}, {high}]")}
+                            else f"instances {_counts(counts)} still outside [{low}, {high}]") + after}
 
     # -- fail_zone: the twin kills the zone's instances -------------------------------------------
     def _fail_zone(self, event: Event, stopped: Callable[[], bool]) -> dict[str, Any]:
