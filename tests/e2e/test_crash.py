@@ -121,6 +121,7 @@ def kill_points(sme, moto, aws_env, tmp_path, boto, cfg, before=None):
     raise AssertionError("the deploy never ran through")
 
 
+@pytest.mark.timeout(600)  # ~25 kill points x 4 `sme` runs: 150 s on CI's machine, 290 s on a slow one
 def test_a_deploy_killed_after_any_mutating_call_converges_and_tears_down(sme, vpc, model_tar, moto, aws_env,
                                                                          tmp_path, boto):
     cfg = experiment(tmp_path, vpc, model_tar, update=GUARDED)
