@@ -51,8 +51,13 @@ class Actions:
 
     # -- deploy: a guarded update under load ------------------------------------------------------
     def _deploy(self, event: Event, stopped: Callable[[], bool]) -> dict[str, Any]:
-        with self.changing:
+        while not self.changing.acquire(timeout=self.poll):  # an earlier update still runs: one at a time
+            if stopped():
+                return {"outcome": "stopped", "summary": "stopped while waiting for the update before it to end"}
+        try:
             return self._update(event, stopped)
+        finally:
+            self.changing.release()
 
     def _update(self, event: Event, stopped: Callable[[], bool]) -> dict[str, Any]:
         before = self._describe()

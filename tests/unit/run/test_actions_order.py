@@ -59,3 +59,16 @@ def test_a_scale_with_no_update_running_is_applied_at_once():
     result = actions.fire(SCALE, lambda: False)
     assert result["outcome"] == "ok" and result["waited_s"] < 0.05
     assert not actions.changing.locked(), "the lock is given back"
+
+
+def test_an_update_waiting_for_an_earlier_one_does_not_start_once_the_run_stops():
+    actions = Recording()
+    started: list[Event] = []
+    actions._update = lambda event, stopped: started.append(event) or {"outcome": "ok"}  # type: ignore[method-assign]
+    actions.changing.acquire()  # the earlier update
+    stop_at = time.monotonic() + 0.1
+    update = Event(3, 40.0, "deploy", "events[2]")
+    result = actions.fire(update, lambda: time.monotonic() > stop_at)
+    assert result["outcome"] == "stopped" and started == []
+    actions.changing.release()
+    assert actions.fire(update, lambda: False)["outcome"] == "ok" and started == [update]
