@@ -82,7 +82,8 @@ def test_streamed_tokens_reconcile_with_the_server(srv, env, tmp_path, fmt):  # 
     # machine whose cores were all busy for any second of the stage (another test's servers, a CI neighbour)
     # a token may wait for it, and only the lower bound holds for p99 (sme says so: limited_by)
     verdict = s["stages"][1].get("limited_by") or {}
-    saturated = bool(verdict.get("machine")) or (verdict.get("busiest_machine") or {}).get("peak", 0) >= 0.9
+    # (a p99 of ~100 samples is the 1-2 slowest: on a machine near saturation, its tail is the machine's)
+    saturated = bool(verdict.get("machine")) or (verdict.get("busiest_machine") or {}).get("peak", 0) >= 0.75
     for p in ("p50", "p99"):
         tail = p == "p99"
         close_to(s["stages"][1]["stream"]["ttft_ms"][p], ttft[p], f"ttft {p}", saturated and tail, tail)

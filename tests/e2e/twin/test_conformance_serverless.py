@@ -152,6 +152,10 @@ def test_provisioned_concurrency_is_warm_before_any_request_and_spills_over_beyo
     twin, workdir = serverless_twin
     before = _runtimes_started(workdir)
     _deploy(twin, "sl-provisioned", MaxConcurrency=3, ProvisionedConcurrency=1)
+    # InService once the runtime answers its ping; it writes its status file a moment after (a busy machine)
+    deadline = time.monotonic() + 10
+    while _runtimes_started(workdir) < before + 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert _runtimes_started(workdir) == before + 1, "the provisioned runtime starts with the endpoint"
     warm = _invoke(twin, "sl-provisioned")
     assert warm < 0.3, f"a provisioned runtime answers without a start-up ({warm=})"
