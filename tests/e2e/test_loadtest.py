@@ -75,8 +75,13 @@ SKEWED_SHORT = [300, 1500, 3]
 
 
 def assert_percentiles_match(s: dict, truth: dict) -> None:
+    # while sme saw its machine busy (another test's servers, a CI neighbour: limited_by), an answer may wait for a
+    # core before the client reads it, and sme says its latencies include that wait: 5% then, 2% on a quiet machine
+    busy = any((st.get("limited_by") or {}).get("machine") or
+               ((st.get("limited_by") or {}).get("busiest_machine") or {}).get("peak", 0) >= 0.75
+               for st in s["stages"])
     for p in ("p50", "p90", "p99"):
-        assert_above_truth(s["latency_ms"][p], truth["latency_ms"][p], p)
+        assert_above_truth(s["latency_ms"][p], truth["latency_ms"][p], p, share=0.05 if busy else 0.02)
 
 
 def test_one_process_counts_exactly_and_percentiles_match_the_server(srv, tmp_path, env):
@@ -195,10 +200,11 @@ def hdr_percentiles(latencies_s: list[float]) -> dict[str, float]:
     return {f"p{p}": hist.get_value_at_percentile(p) / 1000.0 for p in (50, 90, 99)}
 
 
-def assert_above_truth(measured: float, truth: float, what: str) -> None:
+def assert_above_truth(measured: float, truth: float, what: str, share: float = 0.02) -> None:
     """A client measures a little more than the server held each request (the trip, its own overhead),
-    never less: within max(2%, 2 ms) above the truth."""
-    assert truth <= measured <= truth + max(0.02 * truth, 2.0), f"{what}: measured {measured} ms, truth {truth} ms"
+    never less: within max(2%, 2 ms) above the truth (``share``: 5% while the machine was busy)."""
+    assert truth <= measured <= truth + max(share * truth, 2.0), \
+        f"{what}: measured {measured} ms, truth {truth} ms, allowed {share:.0%} above"
 
 
 def test_open_model_counts_requests_it_could_not_start_as_dropped(srv, tmp_path, env):

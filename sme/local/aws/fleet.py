@@ -67,13 +67,21 @@ class Instance:
             return False
 
     def stop(self) -> None:
+        self.signal_stop()
+        self.wait_stopped()
+
+    def signal_stop(self) -> None:
+        """Ask the runtime to stop (SIGTERM) without waiting: a fleet's instances stop side by side."""
         if self.proc.poll() is None:
             self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+
+    def wait_stopped(self, timeout: float = 10.0) -> None:
+        """Wait for a runtime asked to stop; one that does not within ``timeout`` is killed."""
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
 
 
 class Launcher:

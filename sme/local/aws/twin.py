@@ -39,12 +39,11 @@ class LocalAws:
         self._loop: threading.Thread | None = None
 
     def start(self) -> "LocalAws":
-        from sme.local.aws import async_queue, execute_api, zones
+        from sme.local.aws import async_queue, execute_api
         from sme.local.aws.patches import sagemaker_runtime
         from sme.local.aws.patches.sagemaker import LIFECYCLE
 
         self.server.start()
-        zones.serve(self.endpoints)
         LIFECYCLE.hooks = self.endpoints
         sagemaker_runtime.forward_to_runtimes(self.endpoints)
         async_queue.serve(self.async_queues)
@@ -84,7 +83,7 @@ class LocalAws:
         from sme.local.aws.patches import sagemaker_runtime
         from sme.local.aws.patches.sagemaker import LIFECYCLE
 
-        zones.stop_serving(self.endpoints)
+        zones.forget_failures()
         async_queue.stop_serving(self.async_queues)
         if self.metrics.front_door.observe in execute_api.OBSERVERS:
             execute_api.OBSERVERS.remove(self.metrics.front_door.observe)

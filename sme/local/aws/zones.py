@@ -24,18 +24,17 @@ from typing import Any
 PREFIX = "/_sme/zones/"
 _FAILED: set[str] = set()  # zones failed, e.g. "us-east-1a"
 _LOCK = threading.Lock()
-_ENDPOINTS: Any = None  # the LocalEndpoints of the running LocalAws, or None
 
 
-def serve(endpoints: Any) -> None:
-    global _ENDPOINTS
-    _ENDPOINTS = endpoints
+def _endpoints() -> Any:
+    """The running twin's LocalEndpoints (the one registry: the data plane's, ``sagemaker_runtime.forwarding``)."""
+    from sme.local.aws.patches import sagemaker_runtime
+
+    return sagemaker_runtime.forwarding()
 
 
-def stop_serving(endpoints: Any) -> None:
-    global _ENDPOINTS
-    if _ENDPOINTS is endpoints:
-        _ENDPOINTS = None
+def forget_failures() -> None:
+    """The twin stopped: no zone stays failed for the next one in this process."""
     with _LOCK:
         _FAILED.clear()
 
@@ -95,7 +94,7 @@ def _kill(endpoints: Any, ep: Any, zone: str) -> list[tuple[Any, str | None, str
 
 
 def is_zone_call(method: str, path: str) -> bool:
-    return _ENDPOINTS is not None and method == "POST" and path.startswith(PREFIX)
+    return _endpoints() is not None and method == "POST" and path.startswith(PREFIX)
 
 
 async def answer(path: str, read_body: Any) -> tuple[int, list, bytes]:
@@ -110,7 +109,7 @@ async def answer(path: str, read_body: Any) -> tuple[int, list, bytes]:
         return _reply(400, {"message": "POST /_sme/zones/fail or /_sme/zones/restore with {\"zone\": \"us-east-1a\"}"})
     if action == "restore":
         return _reply(200, restore(zone))
-    endpoints = _ENDPOINTS
+    endpoints = _endpoints()
     result = await asyncio.get_running_loop().run_in_executor(None, fail, endpoints, zone)
     return _reply(200, result)
 

@@ -28,6 +28,7 @@ class Twin:
     env: dict  # a subprocess's environment: what `sme local start` printed, and no real AWS configuration
     endpoint: str
     payload_rows: tuple[str, ...]
+    pid: int = 0  # the `sme local start` process
 
     def client(self, service: str, **config):
         import boto3
@@ -69,7 +70,8 @@ def running_twin(work: Path, **environment: str):
         child = dict(env, **exports, AWS_CONFIG_FILE=os.environ["AWS_CONFIG_FILE"],
                      AWS_SHARED_CREDENTIALS_FILE=os.environ["AWS_SHARED_CREDENTIALS_FILE"],
                      SME_STATE_DIR=str(work / ".sme"))
-        yield Twin(exports["AWS_ENDPOINT_URL"], child, ENDPOINT, tuple(model.payload_csv.read_text().splitlines())), model
+        yield Twin(exports["AWS_ENDPOINT_URL"], child, ENDPOINT, tuple(model.payload_csv.read_text().splitlines()),
+                   proc.pid), model
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)

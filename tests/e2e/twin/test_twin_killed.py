@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 
-from tests.e2e.twin.conftest import ENDPOINT, Twin, _deploy
+from tests.e2e.twin.conftest import _deploy, running_twin
 
 
 def _stat(pid: int) -> list[str] | None:
@@ -32,29 +30,12 @@ def _alive(pid: int) -> bool:
 
 
 def test_a_sigkilled_twin_leaves_no_instance_running(tmp_path):
-    from sme.local.demo_model import build_demo_model
-
-    ready = tmp_path / "env.sh"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    proc = subprocess.Popen([sys.executable, "-m", "sme", "local", "start", "--port", "0", "--ready-file", str(ready),
-                             "--workdir", str(tmp_path / "w")], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        model = build_demo_model(tmp_path / "model", payload_rows=5)
-        deadline = time.time() + 60
-        while not ready.exists():
-            assert proc.poll() is None and time.time() < deadline, "sme local start did not come up"
-            time.sleep(0.1)
-        exports = dict(line[len("export "):].split("=", 1) for line in ready.read_text().splitlines())
-        _deploy(Twin(exports["AWS_ENDPOINT_URL"], env, ENDPOINT, ()), model.model_tar)
-        instances = _children(proc.pid)
+    with running_twin(tmp_path) as (twin, model):
+        _deploy(twin, model.model_tar)
+        instances = _children(twin.pid)
         assert instances, "the endpoint's instance runs as a child of the twin"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
+        os.kill(twin.pid, signal.SIGKILL)
         deadline = time.monotonic() + 20
         while any(_alive(p) for p in instances) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not [p for p in instances if _alive(p)], "instances outlived their twin"
-    finally:
-        if proc.poll() is None:
-            proc.kill()

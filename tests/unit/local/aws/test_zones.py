@@ -35,7 +35,7 @@ def endpoint(tmp_path):
         ep.live = Fleet("c1", {"AllTraffic": [endpoints._launch(ep, "AllTraffic") for _ in range(3)]})
         yield endpoints, ep, subnets, ec2
         endpoints.stop_all()
-        zones.stop_serving(None)
+        zones.forget_failures()
 
 
 def free(ec2, subnets):
