@@ -61,7 +61,7 @@ def write_files(work: Path, model, subnets, group, *, v2_model: Path | None = No
                                                  update="  update: {strategy: canary, canary_size: 50, wait: 2s, termination_wait: 0s}"))
     (work / "load.yaml").write_text(f"""target: {{endpoint: {NAME}}}
 payload: {{file: {model.payload_csv}, content_type: text/csv, split: lines}}
-stages: [{{duration: {seconds}s, users: 3, spawn_rate: 3}}]
+stages: [{{duration: {seconds}s, rate: 40}}]  # open model: the events, not the load, are what is tested
 slo: {slo}
 """)
     (work / "run.yaml").write_text(f"""experiment: sme.yaml
