@@ -29,6 +29,7 @@ import gevent
 import gevent.queue
 import locust.runners
 from locust import FastHttpUser, LoadTestShape, constant, events, task
+from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
 from locust.user.task import LOCUST_STATE_RUNNING, LOCUST_STATE_WAITING
 
@@ -49,7 +50,7 @@ JOBS: gevent.queue.Queue = gevent.queue.Queue()
 OPEN_START_DELAY_S = 1.0
 GRACE = float(PLAN.get("grace", 1.0))
 locust.runners.WORKER_REPORT_INTERVAL = float(PLAN.get("report_interval", 1.0))
-_state: dict = {"progress": None, "scheduler": None, "sample": None}
+_state: dict = {"progress": None, "scheduler": None, "sample": None, "ended": False}
 RECORDER.record(0.0, 1.0, None)  # warm up (imports, first allocations) before any request is timed
 RECORDER.drain()
 
@@ -97,6 +98,11 @@ class SmeUser(FastHttpUser):
 
     @task
     def invoke(self) -> None:
+        if _state["ended"]:
+            # a worker handed over its last batch: a request now would reach the target and be counted by
+            # nobody. Locust's master can send a ramp's "spawn" after its "stop" (it sends them from greenlets
+            # of their own, which a stop in mid-ramp leaves pending): users started by it end here, unsent.
+            raise StopUser()
         if SCHEDULE.open:
             return self._open_slot()
         body = self.bodies.next()
@@ -309,6 +315,7 @@ def _on_init(environment, **_kw) -> None:  # type: ignore[no-untyped-def]
         environment.events.test_stopping.add_listener(lambda **kw: _stop_scheduler())
 
         def final(**kw) -> None:  # type: ignore[no-untyped-def]
+            _state["ended"] = True  # one run per worker: nothing is sent after the last batch (see invoke)
             runner.send_message("sme_final", {**RECORDER.drain(), "sample": _state["sample"]})
             # the users are stopped: skip Locust's wait of stop_timeout before the worker reports ready
             # again, so that the master's quit reaches it at once instead of stop_timeout seconds later

@@ -19,7 +19,7 @@ def stream_config(srv, stages: str, fmt_target: str = "stream: sse", extra: str 
 
 
 def server_truth(srv, since: float = 0.0, path: str | None = None) -> tuple[dict, dict, int]:
-    """p50/p99 of the server's own time to first token and gaps between tokens, and its token count (of the
+    """p50/p90/p99 of the server's own time to first token and gaps between tokens, and its token count (of the
     requests it finished at or after ``since``)."""
     ttft, itl = HdrHistogram(1, 3_600_000_000, 3), HdrHistogram(1, 3_600_000_000, 3)
     tokens = 0
@@ -31,24 +31,27 @@ def server_truth(srv, since: float = 0.0, path: str | None = None) -> tuple[dict
             ttft.record_value(int((sent[0] - arrived) * 1e6))
         for a, b in zip(sent, sent[1:]):
             itl.record_value(max(1, int((b - a) * 1e6)))
-    pick = lambda h: {p: h.get_value_at_percentile(q) / 1000.0 for p, q in (("p50", 50), ("p99", 99))}  # noqa: E731
+    pick = lambda h: {p: h.get_value_at_percentile(q) / 1000.0 for p, q in (("p50", 50), ("p90", 90), ("p99", 99))}  # noqa: E731
     return pick(ttft), pick(itl), tokens
 
 
 LOOP_PAUSE_MS = 20.0  # the load process's bookkeeping (each second's rows, the running summary every 5 s) runs
-# on the loop that reads the streams: a token that arrives meanwhile is read up to that much later. A p99 of a
-# few hundred samples can be one such token, so only the tail gets this allowance.
+# on the loop that reads the streams: a token that arrives meanwhile is read up to that much later. The tail
+# (p90, p99) gets this allowance.
+DESCHEDULED_MS = 100.0  # a p99 of a few hundred samples is their 2-3 slowest: one moment in which the load
+# process waited for a core (a CI machine running three test workers on two cores took 54 ms once, with no
+# whole second busy enough for sme to call the machine the limit). p50 and p90 hold tight; p99 this much.
 
 
-def close_to(measured: float, truth: float, what: str, saturated: bool = False, tail: bool = False) -> None:
+def close_to(measured: float, truth: float, what: str, saturated: bool = False, allowance: float = 0.0) -> None:
     """Within 5% + 3 ms of the server's own number (the client's clock starts before the server reads the
-    request and stops after it writes). When sme itself says the machine was saturated during the stage
-    (``limited_by.machine``: every stream in flight then waits whenever the load process is off its core),
-    only the lower bound holds for the tail: a client cannot see a token before it was sent."""
+    request and stops after it writes), plus ``allowance`` above it. When sme itself says the machine was
+    saturated during the stage (``limited_by.machine``: every stream in flight then waits whenever the load
+    process is off its core), only the lower bound holds: a client cannot see a token before it was sent."""
     slack = 0.05 * truth + 3.0
     assert measured >= truth - slack, f"{what}: measured {measured} ms, below the server's {truth} ms"
     if not saturated:
-        allowed = truth + slack + (LOOP_PAUSE_MS if tail else 0.0)
+        allowed = truth + slack + allowance
         assert measured <= allowed, f"{what}: measured {measured} ms, server {truth} ms"
 
 
@@ -84,10 +87,11 @@ def test_streamed_tokens_reconcile_with_the_server(srv, env, tmp_path, fmt):  # 
     verdict = s["stages"][1].get("limited_by") or {}
     # (a p99 of ~100 samples is the 1-2 slowest: on a machine near saturation, its tail is the machine's)
     saturated = bool(verdict.get("machine")) or (verdict.get("busiest_machine") or {}).get("peak", 0) >= 0.75
-    for p in ("p50", "p99"):
-        tail = p == "p99"
-        close_to(s["stages"][1]["stream"]["ttft_ms"][p], ttft[p], f"ttft {p}", saturated and tail, tail)
-        close_to(s["stages"][1]["stream"]["itl_ms"][p], itl[p], f"itl {p}", saturated and tail, tail)
+    allowances = {"p50": 0.0, "p90": LOOP_PAUSE_MS, "p99": LOOP_PAUSE_MS + DESCHEDULED_MS}
+    for p, allowance in allowances.items():
+        tail = p != "p50"
+        close_to(s["stages"][1]["stream"]["ttft_ms"][p], ttft[p], f"ttft {p}", saturated and tail, allowance)
+        close_to(s["stages"][1]["stream"]["itl_ms"][p], itl[p], f"itl {p}", saturated and tail, allowance)
     assert s["stream"]["ttft_ms"]["p50"] >= 100  # the server waited 100 ms before the first token
     assert s["stream"]["e2e_ms"]["p50"] >= s["stream"]["ttft_ms"]["p50"] + 4 * 10
     rows = (out / "timeseries.csv").read_text().splitlines()
