@@ -1,6 +1,7 @@
 """A real `sme loadtest --worker` (real Locust, real requests to a counting server on 127.0.0.1) driven by this
-test as its master, over Locust's own wire protocol (ZeroMQ, msgpack'd `locust.rpc.Message`s), so that the
-messages arrive in an order a real master sends only rarely.
+test as its master, over Locust's own wire protocol (ZeroMQ, msgpack'd `(type, data, node_id)` as
+`locust.rpc.protocol.Message` serializes them), so that the messages arrive in an order a real master sends
+only rarely. (Importing locust here would monkey-patch this pytest process: the wire format is written out.)
 
 Locust's master sends a ramp's "spawn" messages from greenlets of their own (`MasterRunner.start`:
 `gevent.spawn_later(0, send_to_client, ...)`); a stop that kills the ramp in the middle leaves them
@@ -14,14 +15,26 @@ import subprocess
 import sys
 import time
 
+import msgpack
 import pytest
 import zmq
-from locust.rpc.protocol import Message
 
 from sme.net import free_port
 from tests.e2e.test_loadtest import env, server, srv, url_config, write_config  # noqa: F401
 
 pytestmark = pytest.mark.timeout(120)
+
+
+class Message:
+    def __init__(self, kind: str, data, node_id: str) -> None:  # type: ignore[no-untyped-def]
+        self.type, self.data, self.node_id = kind, data, node_id
+
+    def serialize(self) -> bytes:
+        return msgpack.dumps((self.type, self.data, self.node_id))
+
+    @classmethod
+    def unserialize(cls, raw: bytes) -> "Message":
+        return cls(*msgpack.loads(raw, raw=False, strict_map_key=False))
 
 
 class FakeMaster:
