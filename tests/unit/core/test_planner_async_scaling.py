@@ -91,6 +91,9 @@ def test_a_new_endpoint_gets_target_then_tracking_then_the_wake_up_once_in_servi
     p = plan_deploy(async_desired(min=0), Observed())
     assert ops(p)[-5:] == ["create_endpoint", "wait_endpoint", "register_scaling", "put_scaling_policy",
                            "put_wake_policy"]
+    wake = p.steps[-1]
+    assert (wake.name, wake.action, wake.why) == (
+        WAKE, "create", f"new: +1 instance when requests wait with none (alarm {WAKE})")
 
 
 def test_a_redeploy_of_the_same_file_plans_nothing():
@@ -108,6 +111,26 @@ def test_an_alarm_that_acts_on_an_older_policy_is_put_again_with_it():
     d = async_desired(min=0)
     p = plan_deploy(d, as_aws_has_it(d, wake_arn="arn:of-a-deleted-policy"))
     assert ops(p) == ["put_wake_policy"] and p.steps[0].action == "update"
+    assert p.steps[0].why == f"changed: +1 instance when requests wait with none (alarm {WAKE})"
+
+
+def test_a_wake_up_policy_whose_alarm_is_gone_is_put_again_with_a_new_alarm():
+    d = async_desired(min=0)
+    observed = replace(as_aws_has_it(d), wake_alarms=())
+    p = plan_deploy(d, observed)
+    assert ops(p) == ["put_wake_policy"] and (p.steps[0].name, p.steps[0].action) == (WAKE, "create")
+
+
+def test_a_wake_up_policy_changed_by_hand_is_put_back_though_its_alarm_is_right():
+    d = async_desired(min=0)
+    observed = as_aws_has_it(d)
+    [view] = observed.scaling
+    changed = canonical_step_policy({"AdjustmentType": "ChangeInCapacity", "MetricAggregationType": "Average",
+                                     "Cooldown": 60, "StepAdjustments": [{"MetricIntervalLowerBound": 0,
+                                                                          "ScalingAdjustment": 1}]})
+    policies = tuple((n, changed if n == WAKE else p) for n, p in view.policies)
+    p = plan_deploy(d, replace(observed, scaling=(replace(view, policies=policies),)))
+    assert ops(p) == ["put_wake_policy"] and p.steps[0].action == "update"
 
 
 def test_min_raised_from_zero_removes_the_wake_up_policy_and_its_alarm():
@@ -115,7 +138,8 @@ def test_min_raised_from_zero_removes_the_wake_up_policy_and_its_alarm():
     observed = as_aws_has_it(before)
     p = plan_deploy(async_desired(min=1), observed)
     assert ops(p) == ["register_scaling", "delete", "delete"]
-    assert [(s.kind, s.name) for s in p.steps[1:]] == [("scaling-policy", WAKE), ("alarm", WAKE)]
+    assert [(s.kind, s.name, s.why) for s in p.steps[1:]] == [
+        ("scaling-policy", WAKE, "autoscaling.min is no longer 0"), ("alarm", WAKE, "the endpoint no longer scales to zero")]
     assert dict(p.steps[1].extra) == {"resource_id": RID}
 
 
