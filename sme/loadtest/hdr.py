@@ -104,16 +104,26 @@ def dense_add(h: Any, pairs: Iterable[tuple[int, int]]) -> None:
     h.min_value, h.max_value = lo, hi
 
 
+_FLAG = bytes([0] + [1] * 255)  # bytes.translate table: a zero byte stays 0, any other becomes 1
+
+
 def dense_pairs(h: Any) -> list[tuple[int, int]]:
-    """An hdrh histogram's (lowest equivalent value, count) pairs. Its counters read as one memoryview and
-    hdrh's ``get_value_from_index`` inlined: ~3x faster than indexing the ctypes array, which matters because
-    the load process refreshes the summary while requests are in flight (its pause delays their reads)."""
+    """An hdrh histogram's (lowest equivalent value, count) pairs, with ``get_value_from_index`` inlined.
+
+    The load process refreshes the summary while requests are in flight, and every streamed token that
+    arrives meanwhile is read that much later. Its ~23,000 counters are nearly all zero, so they are not
+    visited one by one: their bytes are flagged (translate) and searched for the next non-zero one (find),
+    both in C, and only the counters that hold a count are read here."""
     half_magnitude, half, unit = h.sub_bucket_half_count_magnitude, h.sub_bucket_half_count, h.unit_magnitude
+    raw = memoryview(h.counts).cast("B")
+    words, flags = raw.cast("Q"), raw.tobytes().translate(_FLAG)
     out = []
-    for i, n in enumerate(memoryview(h.counts).cast("B").cast("Q")):
-        if n:
-            bucket, sub = (i >> half_magnitude) - 1, (i & (half - 1)) + half
-            if bucket < 0:
-                bucket, sub = 0, sub - half
-            out.append((sub << (bucket + unit), n))
+    at = flags.find(1)
+    while at >= 0:
+        i = at >> 3
+        bucket, sub = (i >> half_magnitude) - 1, (i & (half - 1)) + half
+        if bucket < 0:
+            bucket, sub = 0, sub - half
+        out.append((sub << (bucket + unit), words[i]))
+        at = flags.find(1, (i + 1) << 3)
     return out
