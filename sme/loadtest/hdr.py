@@ -111,19 +111,23 @@ def dense_pairs(h: Any) -> list[tuple[int, int]]:
     """An hdrh histogram's (lowest equivalent value, count) pairs, with ``get_value_from_index`` inlined.
 
     The load process refreshes the summary while requests are in flight, and every streamed token that
-    arrives meanwhile is read that much later. Its ~23,000 counters are nearly all zero, so they are not
-    visited one by one: their bytes are flagged (translate) and searched for the next non-zero one (find),
-    both in C, and only the counters that hold a count are read here."""
+    arrives meanwhile is read that much later. So the ~23,000 counters are not visited one by one: only those
+    between the histogram's lowest and highest value (hdrh keeps both as counts are added: ``record_value``,
+    ``add``, ``dense_add``) are looked at, their bytes flagged (translate) and searched for the next non-zero
+    one (find), both in C; only the counters that hold a count are read here (bench/refresh)."""
+    if not h.total_count:
+        return []
     half_magnitude, half, unit = h.sub_bucket_half_count_magnitude, h.sub_bucket_half_count, h.unit_magnitude
-    raw = memoryview(h.counts).cast("B")
-    words, flags = raw.cast("Q"), raw.tobytes().translate(_FLAG)
+    words = memoryview(h.counts).cast("B").cast("Q")
+    first, last = h._counts_index_for(h.min_value), h._counts_index_for(h.max_value)
+    flags = words[first:last + 1].tobytes().translate(_FLAG)
     out = []
     at = flags.find(1)
     while at >= 0:
-        i = at >> 3
+        i = first + (at >> 3)
         bucket, sub = (i >> half_magnitude) - 1, (i & (half - 1)) + half
         if bucket < 0:
             bucket, sub = 0, sub - half
         out.append((sub << (bucket + unit), words[i]))
-        at = flags.find(1, (i + 1) << 3)
+        at = flags.find(1, (i + 1 - first) << 3)
     return out

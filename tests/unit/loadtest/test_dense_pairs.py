@@ -32,3 +32,19 @@ def test_an_empty_histogram_and_the_first_and_last_counters():
     h.record_value(hdr.LOWEST_US)  # counter 0
     h.record_value(hdr.HIGHEST_US, 3)  # in the last bucket
     assert hdr.dense_pairs(h) == hdrh_pairs(h) == [(1, 1), (hdr.HIGHEST_US >> 21 << 21, 3)]
+
+
+def test_histograms_filled_every_way_sme_fills_them_read_back_whole():
+    """dense_pairs looks only between the lowest and highest value hdrh keeps: every way a dense histogram
+    is filled (sme's own dense_add, hdrh's add of another, hdrh's decode) must keep them."""
+    from hdrh.histogram import HdrHistogram
+
+    r = random.Random(7)
+    h = hdr.new_histogram()
+    hdr.dense_add(h, [(r.randint(1, 10_000_000), r.randint(1, 9)) for _ in range(300)])
+    merged = hdr.new_histogram()
+    merged.record_value(123_456_789)
+    merged.add(h)
+    decoded = HdrHistogram.decode(hdr.encode(merged))
+    for each in (h, merged, decoded):
+        assert hdr.dense_pairs(each) == hdrh_pairs(each) and len(hdrh_pairs(each)) > 250
