@@ -47,9 +47,9 @@ def _runtimes_started(workdir, at_least: int = 0) -> int:
     as soon as it answers a ping, and the status file may follow a moment later: wait (bounded) for
     ``at_least`` of them, then count; a count above it still shows."""
     deadline = time.monotonic() + 10
-    while len(list(workdir.glob("instance-*.status.json"))) < at_least and time.monotonic() < deadline:
+    while (started := len(list(workdir.glob("instance-*.status.json")))) < at_least and time.monotonic() < deadline:
         time.sleep(0.05)
-    return len(list(workdir.glob("instance-*.status.json")))
+    return started
 
 
 def _live_runtimes(workdir) -> set[str]:
