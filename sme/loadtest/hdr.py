@@ -88,6 +88,18 @@ def count_into(counts: Counts, ms: float) -> None:
     counts[key] = counts.get(key, 0) + 1
 
 
+def buckets(values: dict[int, int]) -> Counts:
+    """{whole microseconds: count} -> the same counts by HDR bucket (values out of range counted at its ends)."""
+    counts: Counts = {}
+    mask, offset = MASK, OFFSET
+    for us, n in values.items():
+        us = LOWEST_US if us < LOWEST_US else HIGHEST_US if us > HIGHEST_US else us
+        shift = (us | mask).bit_length() - offset
+        key = us >> shift << shift
+        counts[key] = counts.get(key, 0) + n
+    return counts
+
+
 def dense_add(h: Any, pairs: Iterable[tuple[int, int]]) -> None:
     """``h.record_value(value, n)`` for each pair, with hdrh's index arithmetic inlined (its pure-Python call
     costs ~1.5 us; a second of inter-token gaps fills a thousand buckets, added to the run and its stage)."""

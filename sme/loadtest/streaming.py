@@ -12,13 +12,17 @@ Two framings reach a load process:
 
 When the last event carries the number of generated tokens (TGI ``details.generated_tokens``, OpenAI-style
 ``usage.completion_tokens``) that number is the request's output tokens; otherwise its token events are
-counted. Pure: no gevent, no sockets (the load process hands chunks and their arrival times in).
+counted. Pure: no gevent, no sockets (the load process hands chunks and their arrival times in, as whole
+microseconds of ``perf_counter``: ``perf_counter_ns() // 1000``).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from bisect import bisect_right
+from itertools import accumulate, chain, islice, repeat
+from operator import floordiv, methodcaller, sub
+from typing import Any, Iterable, Iterator
 
 DONE = b"[DONE]"
 HEAD_BYTES = 500
@@ -114,60 +118,132 @@ def _message(payload: bytes, headers: dict[str, Any]) -> str:
     return str(doc.get("Message") or doc.get("message") or headers.get(":error-message") or "")[:200]
 
 
+_NEWLINES = methodcaller("count", b"\n")
+_ENDS_EVENT = methodcaller("endswith", b"\n\n")
+
+
+def _plain_events(blob: bytes) -> tuple[int, int, int]:
+    """How ``blob`` starts with whole single-line ``data:`` events, none of them ``[DONE]``, an error or the
+    last with a token count: such events are plain tokens and need no parsing. Returns the length of that
+    start (0 if none), its number of events, and where the last ``_tokens"`` is (-1 if nowhere).
+
+    Each check is a C-level scan of the bytes (a load process pays them for every token), and the last token
+    count is looked for from the end, where it is (``StreamReading.take`` reads any earlier one if needed)."""
+    end = blob.rfind(b"\n\n") + 2  # after the last blank line
+    if end < 2 or not blob.startswith(b"data:"):
+        return 0, 0, -1
+    newlines = blob.count(b"\n", 0, end)
+    # with every newline in a blank line followed by "data:" (or ending it all), each line is a data event
+    if newlines & 1 or blob.count(b"\n\ndata:", 0, end) != (newlines >> 1) - 1:
+        return 0, 0, -1
+    count_at = blob.rfind(b'_tokens"', 0, end)
+    stops = [i for i in (count_at, blob.find(b'{"error"', 0, end),
+                         blob.find(b"[DONE]", 0, end) if b"[" in blob else -1) if i >= 0]  # ("[": one memchr)
+    if not stops:
+        return end, newlines >> 1, count_at
+    last = blob.rfind(b"\n\n", 0, min(stops))  # the blank line before the event that holds the first
+    plain = last + 2 if last >= 0 else 0
+    return plain, blob.count(b"\n", 0, plain) >> 1, count_at
+
+
 class StreamReading:
-    """One request's stream: feed chunks with their arrival times (perf_counter seconds); read the result."""
+    """One request's stream: hand it the pieces read, with their arrival times (whole microseconds of
+    perf_counter; the request's start in its seconds); read the result.
+
+    A load process reads tens of thousands of token events a second, and each one's cost here is paid beside
+    the requests it times (bench/stream), so the load process hands pieces over in batches (``take``, up to
+    ``BATCH`` reads at a time) and a batch is read with a few C-level scans of its bytes, not event by event:
+    the longest run of whole single-line ``data:`` events at its start, none of them ``[DONE]``, an error or
+    a token count, is counted at once, each event at the arrival time of the piece that completed it (the
+    2k-th newline from there). The parser reads the rest, piece by piece, each at its own arrival time. The
+    numbers are the same either way (tests/unit/loadtest/test_streaming.py). So an error event fails the
+    request when its batch is read: at the end of the stream, or ``BATCH`` reads later at most."""
+
+    BATCH = 32  # reads handed over at once at most (a read is 4 KiB at most)
 
     def __init__(self, framing: str, started: float):
-        self.started = started
-        self.first: float | None = None
-        self.last: float | None = None
-        self.gaps_ms: list[float] = []
-        self.events = 0
+        self.started_us = started * 1e6
+        self.times: list[int] = []  # each token event's arrival time (us), in order
         self.reported: int | None = None  # the server's own count of generated tokens, when it says
         self.head = b""  # the stream's first bytes, for the run's sample answer
         self._sse = SseEvents()
         self._frames = EventStreamFrames() if framing == "eventstream" else None
+        self._clean = True  # the parser holds nothing: the next byte starts an event
+        self._counts = 0  # token counts taken from the parsed events
 
-    def feed(self, chunk: bytes, at: float) -> None:
-        if self._frames is not None:
-            chunk = self._frames.feed(chunk)
-            if not chunk:
-                return
-        if len(self.head) < HEAD_BYTES:
-            self.head += chunk[:HEAD_BYTES - len(self.head)]
-        sse = self._sse
-        idle = not sse._buf and not sse._data  # (SseEvents.idle, inlined: this runs once per read)
-        if chunk[:6] == b"data:{" and chunk[-2:] == b"\n\n" and idle:
-            n = chunk.count(b"\n\n")
-            if chunk.count(b"\n") == 2 * n and chunk.count(b"data:{") == n and b'_tokens"' not in chunk \
-                    and b'{"error"' not in chunk and b"\r" not in chunk:
-                # the common case: whole token events (TGI's `data:{"token": ...}`), one line each, and no parser
-                # state to carry: counted here, none sliced out (a load process reads tens of thousands a second)
-                self._tokens_at(n, at)
-                return
-        if chunk[:5] == b"data:" and chunk[-2:] == b"\n\n" and chunk.count(b"\n") == 2 and idle:
-            # one whole single-line event of another shape
-            self._events((chunk[6:-2] if chunk[5:6] == b" " else chunk[5:-2],), at)
+    def feed(self, chunk: bytes, at: int) -> None:
+        """One piece."""
+        self.take([chunk], [at])
+
+    def take(self, pieces: list[bytes], at: list[int]) -> None:
+        """Pieces read in this order, and when each arrived."""
+        if self._frames is not None:  # SageMaker's event stream: the model server's bytes are in its frames
+            decoded, times = [], []
+            for piece, t in zip(pieces, at):
+                payload = self._frames.feed(piece)
+                if payload:
+                    decoded.append(payload)
+                    times.append(t)
+            pieces, at = decoded, times
+        if not pieces:
             return
+        if len(self.head) < HEAD_BYTES:
+            self.head += b"".join(pieces)[:HEAD_BYTES - len(self.head)]
+        k, n = 0, len(pieces)
+        while k < n and not self._clean:  # the parser holds an event's start: it reads on until that ends
+            self._parse(pieces[k], at[k])
+            k += 1
+        if k == n:
+            return
+        if k:
+            pieces, at, k = pieces[k:], at[k:], 0
+        blob = b"".join(pieces) if len(pieces) > 1 else pieces[0]
+        plain, events, count_at = _plain_events(blob)
+        counted = self._counts
+        if plain:
+            if events == len(pieces) and plain == len(blob) and all(map(_ENDS_EVENT, pieces)):
+                self.times.extend(at)  # one event a piece (the usual case)
+            else:  # the events each piece completed: every second newline from the start ends one
+                done = list(map(floordiv, accumulate(map(_NEWLINES, pieces)), repeat(2)))
+                self.times.extend(islice(chain.from_iterable(map(repeat, at, map(sub, done, [0, *done[:-1]]))),
+                                         events))
+            if plain == len(blob):
+                return
+            ends = list(accumulate(map(len, pieces)))
+            k = bisect_right(ends, plain)  # the piece the rest starts in, and where in it
+            cut = plain - (ends[k - 1] if k else 0)
+            if cut:
+                self._parse(pieces[k][cut:], at[k])
+                k += 1
+        for j in range(k, len(pieces)):
+            self._parse(pieces[j], at[j])
+        if plain and count_at >= 0 and self._counts == counted:
+            # the last token count said nothing: an earlier one in the plain events holds (taken in order)
+            self._counts_before(blob, plain)
+
+    def _counts_before(self, blob: bytes, plain: int) -> None:
+        pos = blob.find(b'_tokens"', 0, plain)
+        while pos >= 0:
+            prev = blob.rfind(b"\n\n", 0, pos)
+            start = prev + 2 if prev >= 0 else 0
+            stop = blob.find(b"\n\n", pos)
+            data = blob[start + 5:stop]  # (after "data:")
+            count = _token_count(data[1:] if data[:1] == b" " else data)
+            if count:
+                self.reported = count
+            pos = blob.find(b'_tokens"', stop, plain)
+
+    def close(self, at: int) -> None:
+        self._events(self._sse.close(), at)
+
+    def _parse(self, chunk: bytes, at: int) -> None:
+        sse = self._sse
         events = sse.feed(chunk)
+        self._clean = not sse._buf and not sse._data
         if events:
             self._events(events, at)
 
-    def close(self, at: float) -> None:
-        self._events(self._sse.close(), at)
-
-    def _tokens_at(self, n: int, at: float) -> None:
-        """``n`` token events that arrived together at ``at``."""
-        self.events += n
-        if self.first is None:
-            self.first = self.last = at
-            n -= 1
-        if n:
-            self.gaps_ms.append((at - self.last) * 1000.0)  # type: ignore[operator]
-            self.gaps_ms.extend([0.0] * (n - 1))
-        self.last = at
-
-    def _events(self, events: Iterable[bytes], at: float) -> None:
+    def _events(self, events: Iterable[bytes], at: int) -> None:
         for data in events:
             head = data[:8]
             if head[:1] == b"[" and data.strip() == DONE:
@@ -175,17 +251,27 @@ class StreamReading:
             if head == b'{"error"':  # TGI's error event: the generation failed mid-stream
                 raise StreamFailure(_error_type(data), _error_text(data))
             if b'_tokens"' in data:  # "generated_tokens" (TGI details) or "completion_tokens" (usage)
-                self.reported = _token_count(data) or self.reported
-            self.events += 1
-            if self.first is None:
-                self.first = at
-            else:
-                self.gaps_ms.append((at - self.last) * 1000.0)  # type: ignore[operator]
-            self.last = at
+                count = _token_count(data)
+                if count:
+                    self.reported = count
+                    self._counts += 1
+            self.times.append(at)
+
+    @property
+    def events(self) -> int:
+        return len(self.times)
 
     @property
     def ttft_ms(self) -> float | None:
-        return None if self.first is None else (self.first - self.started) * 1000.0
+        return (self.times[0] - self.started_us) / 1000.0 if self.times else None
+
+    def gaps_us(self) -> Iterator[int]:
+        """The gap before each token event after the first (0 for events read together), in C."""
+        return map(sub, self.times[1:], self.times[:-1])
+
+    @property
+    def gaps_ms(self) -> list[float]:
+        return [us / 1000.0 for us in self.gaps_us()]
 
     @property
     def tokens(self) -> int:

@@ -24,7 +24,7 @@ def ladder_stopped_after_its_second_step() -> Tally:
     tally.first_second = T0
     for k in range(6):
         rec = Recorder()
-        rec.record_stream(T0 + k + 0.5, k + 1.0, [(k + 1) / 2], tokens=k + 1)
+        rec.record_stream(T0 + k + 0.5, k + 1.0, [(k + 1) * 500], tokens=k + 1)
         rec.record(T0 + k + 0.5, 100.0, None)
         tally.add(json.loads(json.dumps(rec.drain())) if k % 2 else rec.drain(wire=False))
     return tally

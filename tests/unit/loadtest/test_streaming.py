@@ -38,14 +38,15 @@ def test_a_last_event_without_its_blank_line_and_json_lines_count():
 def test_tgi_stream_counts_events_and_takes_the_servers_own_token_count():
     reading = StreamReading("sse", started=10.0)
     stream = tgi_stream(5)
-    # arrival times: first event at 10.2 s, then 10.25, 10.25 (two events in one chunk), ...
+    # arrival times (us): first event at 10.2 s, then 10.25, 10.25 (two events in one chunk), ...
     pieces = stream.split(b"\n\n")[:-1]
-    at = [10.2, 10.25, 10.25, 10.4, 10.45]
+    at = [10_200_000, 10_250_000, 10_250_000, 10_400_000, 10_450_000]
     for piece, t in zip(pieces, at):
         reading.feed(piece + b"\n\n", t)
-    reading.close(10.5)
+    reading.close(10_500_000)
     assert reading.ttft_ms == pytest.approx(200.0)
-    assert reading.gaps_ms == pytest.approx([50.0, 0.0, 150.0, 50.0])
+    assert reading.gaps_ms == [50.0, 0.0, 150.0, 50.0]
+    assert list(reading.gaps_us()) == [50_000, 0, 150_000, 50_000]
     assert reading.events == 5 and reading.tokens == 5
 
 
@@ -55,8 +56,8 @@ def test_openai_usage_gives_the_count_and_done_is_not_a_token():
               {"choices": [], "usage": {"completion_tokens": 7, "prompt_tokens": 2}}]
     body = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events) + b"data: [DONE]\n\n"
     reading = StreamReading("sse", started=0.0)
-    reading.feed(body, 1.0)
-    reading.close(1.0)
+    reading.feed(body, 1_000_000)
+    reading.close(1_000_000)
     assert reading.events == 3 and reading.tokens == 7
 
 
@@ -65,8 +66,8 @@ def test_event_stream_frames_split_and_joined_are_read_as_the_same_events():
     frames = _frame(stream[:10]) + _frame(stream[10:70]) + _frame(stream[70:])
     reading = StreamReading("eventstream", started=0.0)
     for i in range(0, len(frames), 13):  # frames split across reads, several frames in one read
-        reading.feed(frames[i:i + 13], 1.0 + i / 1000.0)
-    reading.close(2.0)
+        reading.feed(frames[i:i + 13], 1_000_000 + i * 1000)
+    reading.close(2_000_000)
     assert reading.events == 4 and reading.tokens == 4
     assert reading.head == stream[:500]
 
@@ -84,15 +85,15 @@ def test_an_exception_frame_or_a_tgi_error_event_fails_the_request_by_name():
     msg = prelude + struct.pack(">I", zlib.crc32(prelude)) + head + payload
     msg += struct.pack(">I", zlib.crc32(msg))
     reading = StreamReading("eventstream", started=0.0)
-    reading.feed(_frame(_token_event("tgi", 0, 3)), 0.1)
+    reading.feed(_frame(_token_event("tgi", 0, 3)), 100_000)
     with pytest.raises(StreamFailure) as err:
-        reading.feed(msg, 0.2)
+        reading.feed(msg, 200_000)
     assert error_key(200, err.value) == "stream:ModelStreamError"
     assert "the model broke" in str(err.value)
 
     reading = StreamReading("sse", started=0.0)
     with pytest.raises(StreamFailure) as err:
-        reading.feed(b'data:{"error":"Request failed during generation: x","error_type":"generation"}\n\n', 0.1)
+        reading.feed(b'data:{"error":"Request failed during generation: x","error_type":"generation"}\n\n', 100_000)
     assert error_key(200, err.value) == "stream:generation"
 
 
@@ -100,7 +101,7 @@ def test_a_corrupt_frame_fails_the_request_rather_than_being_skipped():
     frame = bytearray(_frame(b"data: a\n\n"))
     frame[-1] ^= 0xFF  # the message CRC no longer matches
     with pytest.raises(StreamFailure) as err:
-        StreamReading("eventstream", started=0.0).feed(bytes(frame), 0.1)
+        StreamReading("eventstream", started=0.0).feed(bytes(frame), 100_000)
     assert err.value.stream_code == "InvalidEventStream"
 
 
@@ -112,7 +113,7 @@ def test_stream_numbers_come_from_full_histograms_merged_across_processes():
     for i, ttft in enumerate(ttfts):
         rec = a if i % 2 else b
         rec.record(50.5, ttft + 100, None)
-        rec.record_stream(50.5, ttft, [10.0, 20.0] if i < 4 else [90.0], tokens=3)
+        rec.record_stream(50.5, ttft, [10_000, 20_000] if i < 4 else [90_000], tokens=3)
     tally = Tally()
     tally.add(a.drain(wire=True))
     tally.add(b.drain(wire=False))
@@ -211,12 +212,124 @@ def test_events_read_together_or_apart_count_the_same_whatever_the_path():
         reading, parsed = StreamReading("sse", 0.0), SseEvents()
         truth_times: list[float] = []
         for k, piece in enumerate(pieces):
-            reading.feed(piece, float(k + 1))
-            truth_times += [float(k + 1)] * len(parsed.feed(piece))
-        reading.close(float(len(pieces) + 1))
+            reading.feed(piece, (k + 1) * 1000)
+            truth_times += [(k + 1) * 1000] * len(parsed.feed(piece))
+        reading.close((len(pieces) + 1) * 1000)
         assert reading.events == 40 == len(truth_times) and reading.tokens == 40
-        assert reading.ttft_ms == truth_times[0] * 1000.0
-        assert reading.gaps_ms == [(b - a) * 1000.0 for a, b in zip(truth_times, truth_times[1:])]
+        assert reading.ttft_ms == truth_times[0] / 1000.0
+        assert list(reading.gaps_us()) == [b - a for a, b in zip(truth_times, truth_times[1:])]
+
+
+def _truth(pieces: list[bytes], at: list[int]) -> tuple[list[int], int | None, str | None]:
+    """What each event says, read by the parser alone, event by event: each token event's arrival time, the
+    count a final event reports, and the error event's type if one came (reading stops there)."""
+    from sme.loadtest import streaming
+
+    parser, times, reported = SseEvents(), [], None
+    for piece, t in [*zip(pieces, at), (None, at[-1] + 1 if at else 1)]:
+        for data in parser.feed(piece) if piece is not None else parser.close():
+            if data.strip() == b"[DONE]":
+                continue
+            if data.startswith(b'{"error"'):
+                return times, reported, streaming._error_type(data)
+            if b'_tokens"' in data:
+                reported = streaming._token_count(data) or reported
+            times.append(t)
+    return times, reported, None
+
+
+def _stream_of_every_shape(rng) -> bytes:
+    """TGI and OpenAI events, comments, multi-line and CRLF events, a JSON line, [DONE] and token counts, at
+    random; now and then an error event. Half are as servers send them: one kind of token event, the last
+    with its count (and OpenAI's [DONE])."""
+    n, mixed = rng.randint(1, 60), rng.random() < 0.6
+    if not mixed:
+        fmt = rng.choice(["tgi", "openai"])
+        return b"".join(_token_event(fmt, i, n) for i in range(n)) + (b"data: [DONE]\n\n" if fmt == "openai" else b"")
+    parts = []
+    for i in range(n):
+        kind = rng.random()
+        if kind < 0.5:
+            parts.append(_token_event("tgi", i, 10**6))
+        elif kind < 0.65:
+            parts.append(_token_event("openai", i, 10**6))
+        elif kind < 0.7:
+            parts.append(b": keep-alive\n\n")
+        elif kind < 0.75:
+            parts.append(b"data: first line\ndata: second (data:{ in the text)\n\n")
+        elif kind < 0.8:
+            parts.append(b'data: {"token": "crlf"}\r\n\r\n')
+        elif kind < 0.85:
+            parts.append(b"data: [DONE]\n\n")
+        elif kind < 0.87:
+            parts.append(_token_event("tgi", 5, 6))  # a final event: details.generated_tokens = 6
+        elif kind < 0.9:  # a count that says nothing: an earlier one holds
+            parts.append(b'data:{"token": {"text": "z"}, "details": {"generated_tokens": %s}}\n\n'
+                         % rng.choice([b"null", b"0", b'"7"']))
+        elif kind < 0.93:
+            parts.append(b'{"token": {"text": "a JSON line"}}\n')
+        elif kind < 0.95:
+            parts.append(b'data:{"error":"Request failed during generation: x","error_type":"generation"}\n\n')
+        else:
+            parts.append(b"event: token\nid: 7\ndata: x\n\n")
+    return b"".join(parts)
+
+
+def test_an_event_is_timed_by_the_read_that_ends_it_even_when_the_reads_match_the_events_in_number():
+    """Two reads, two events, but the first read ends one newline short: both events end in the second."""
+    reading = StreamReading("sse", 0.0)
+    reading.take([bytearray(b"data: x\n"), bytearray(b"\ndata: y\n\n")], [1_000, 2_000])
+    reading.close(3_000)
+    assert reading.times == [2_000, 2_000]
+
+
+def test_a_last_token_count_that_says_nothing_leaves_the_earlier_one():
+    """A count of null, 0 or a string is no count: the last real one, earlier in the same batch, holds."""
+    for nothing in (b"null", b"0", b'"7"'):
+        stream = [_token_event("tgi", 0, 9), _token_event("tgi", 8, 9),  # the second says generated_tokens 9
+                  _token_event("tgi", 2, 9),
+                  b'data:{"token": {"text": "z"}, "details": {"generated_tokens": %s}}\n\n' % nothing]
+        reading = StreamReading("sse", 0.0)
+        reading.take([bytearray(e) for e in stream], [1, 2, 3, 4])
+        reading.close(5)
+        assert reading.times == [1, 2, 3, 4] and reading.tokens == 9, nothing
+
+
+def test_any_stream_cut_anywhere_and_handed_over_in_any_batches_reads_as_the_parser_reads_it():
+    """The batch reader's counting shortcut and the parser give the same events at the same times, whatever
+    the stream holds, wherever the reads cut it (mid-line, mid-event, between events) and however many reads
+    each batch holds."""
+    import random
+
+    rng = random.Random(11)
+    for _ in range(1500):
+        stream = _stream_of_every_shape(rng)
+        if rng.random() < 0.3:  # cut only between events: each read whole events
+            ends = [i + 2 for i in range(len(stream) - 1) if stream[i:i + 2] == b"\n\n"]
+            cuts = sorted(set(rng.sample(ends, min(len(ends), rng.randint(0, 40)))) - {len(stream)})
+        else:
+            cuts = sorted(set(rng.sample(range(1, len(stream)), min(len(stream) - 1, rng.randint(0, 80)))))
+        pieces = [bytearray(stream[a:b]) for a, b in zip([0, *cuts], [*cuts, len(stream)])]
+        at = sorted(rng.sample(range(1, 10**7), len(pieces)))
+        truth_times, reported, error = _truth([bytes(p) for p in pieces], at)
+        reading = StreamReading("sse", 0.0)
+        k = 0
+        try:
+            while k < len(pieces):
+                m = rng.randint(1, 40)
+                reading.take(pieces[k:k + m], at[k:k + m])
+                k += m
+            reading.close(at[-1] + 1)
+        except StreamFailure as exc:
+            assert error is not None and exc.stream_code == error, stream
+        else:
+            assert error is None, stream
+        if error is None:
+            assert reading.times == truth_times, stream
+            assert reading.tokens == (reported if reported is not None else len(truth_times))
+            assert reading.head == stream[:500]
+        else:  # the events before the error are counted as they came (the request fails: none is recorded)
+            assert reading.times[:len(truth_times)] == truth_times
 
 
 @pytest.mark.parametrize("doc", [

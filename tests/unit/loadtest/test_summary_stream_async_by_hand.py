@@ -26,7 +26,7 @@ def three_answers(stages: list[Stage]) -> Tally:
     tally.first_second = T0
     rec = Recorder()
     for k, ttft in enumerate((1.0, 1.5, 2.0)):
-        rec.record_stream(T0 + k + 0.5, ttft, [0.5], tokens=4)
+        rec.record_stream(T0 + k + 0.5, ttft, [500], tokens=4)
         rec.record(T0 + k + 0.5, 2.0, None)
     rec.record(T0 + 2.6, 1.0, "status:500")
     tally.add(rec.drain(wire=False))

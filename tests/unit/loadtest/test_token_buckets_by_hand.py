@@ -20,6 +20,7 @@ from sme.loadtest.stats import Recorder, Window
 #   2 h        -> above the highest trackable value, counted at 3,600,000,000 us, in [2^31, 2^32): 2^21 us wide;
 #                 3,600,000,000 // 2,097,152 * 2,097,152 = 3,598,712,832
 TWO_HOURS_MS = 7_200_000.0
+TWO_HOURS_US = 7_200_000_000
 TOP_BUCKET = 3_598_712_832
 
 
@@ -34,7 +35,8 @@ def test_each_inter_token_gap_is_counted_once_in_its_bucket_and_the_answer_in_it
     rec = Recorder()
     rec.offset = 2.0  # this worker's clock is 2 s ahead of the master's: its seconds are moved back
     # as locustfile does: the stream's numbers first (inside the request), then the request itself
-    rec.record_stream(1003.25, 1.0004, [0.0, 1.0004, 1.0004, 1.0006, 90.0, TWO_HOURS_MS], tokens=7)
+    # gaps in whole us, as a load process hands them over: 0 counts in the lowest bucket, two hours in the top
+    rec.record_stream(1003.25, 1.0004, [0, 1000, 1000, 1001, 90_000, TWO_HOURS_US], tokens=7)
     rec.record(1003.25, 95.0, None)
     rec.record_stream(1003.75, 1.0004, [], tokens=1)
     rec.record(1003.75, 96.0, None)
