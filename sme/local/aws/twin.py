@@ -79,22 +79,35 @@ class LocalAws:
                 print(f"sme local: control loop: {type(exc).__name__}: {exc}", flush=True)
 
     def stop(self) -> None:
+        """Undo everything ``start`` did, every step even when one fails (the first failure is raised after
+        the rest): a twin half stopped would keep forwarding InvokeEndpoint to runtimes that are gone, or
+        keep serving on its port."""
         from sme.local.aws import async_queue, execute_api, zones
         from sme.local.aws.patches import sagemaker_runtime
         from sme.local.aws.patches.sagemaker import LIFECYCLE
 
-        zones.forget_failures()
-        async_queue.stop_serving(self.async_queues)
-        if self.metrics.front_door.observe in execute_api.OBSERVERS:
-            execute_api.OBSERVERS.remove(self.metrics.front_door.observe)
+        def unobserve() -> None:
+            if self.metrics.front_door.observe in execute_api.OBSERVERS:
+                execute_api.OBSERVERS.remove(self.metrics.front_door.observe)
 
-        self._stop.set()
-        if self._loop:
-            self._loop.join(timeout=5)
-        self.endpoints.stop_all()
-        LIFECYCLE.hooks = None
-        sagemaker_runtime.stop_forwarding(self.endpoints)
-        self.server.stop()
+        def end_loop() -> None:
+            self._stop.set()
+            if self._loop:
+                self._loop.join(timeout=5)
+
+        def unhook() -> None:
+            LIFECYCLE.hooks = None
+
+        failure: BaseException | None = None
+        for step in (zones.forget_failures, lambda: async_queue.stop_serving(self.async_queues), unobserve,
+                     end_loop, self.endpoints.stop_all, unhook,
+                     lambda: sagemaker_runtime.stop_forwarding(self.endpoints), self.server.stop):
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 - raised once every other step has run
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
 
 def _endpoint_object(ep: Any) -> Any:
