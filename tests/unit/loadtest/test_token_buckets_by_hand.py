@@ -35,15 +35,16 @@ def test_each_inter_token_gap_is_counted_once_in_its_bucket_and_the_answer_in_it
     rec = Recorder()
     rec.offset = 2.0  # this worker's clock is 2 s ahead of the master's: its seconds are moved back
     # as locustfile does: the stream's numbers first (inside the request), then the request itself
-    # gaps in whole us, as a load process hands them over: 0 counts in the lowest bucket, two hours in the top
-    rec.record_stream(1003.25, 1.0004, [0, 1000, 1000, 1001, 90_000, TWO_HOURS_US], tokens=7)
+    # gaps in whole us, as a load process hands them over: 0 counts in the lowest bucket (with 1), two hours in
+    # the top; 90,000 and 90,010 us share the 64 us bucket from 89,984
+    rec.record_stream(1003.25, 1.0004, [0, 1, 1000, 1000, 1001, 90_000, 90_010, TWO_HOURS_US], tokens=7)
     rec.record(1003.25, 95.0, None)
     rec.record_stream(1003.75, 1.0004, [], tokens=1)
     rec.record(1003.75, 96.0, None)
     drained = rec.drain(wire=False)
     # requests: 95 ms -> 95,000 us in [2^16, 2^17): 95,000 // 64 * 64 = 94,976; 96 ms -> 96,000 exactly
     assert drained["seconds"] == {"1001": [{94_976: 1, 96_000: 1}, 2, 0, [
-        {1000: 2}, {1: 1, 1000: 2, 1001: 1, 89_984: 1, TOP_BUCKET: 1}, 8, 2]]}
+        {1000: 2}, {1: 2, 1000: 2, 1001: 1, 89_984: 2, TOP_BUCKET: 1}, 8, 2]]}
 
 
 def test_an_answer_with_no_token_counts_its_tokens_but_no_time_to_first_token():
