@@ -8,6 +8,7 @@ from sme.aws import aws_call, if_found
 from sme.core import steps
 from sme.core.executor import Deleter, ExecContext
 from sme.core.names import ASYNC_INPUTS
+from sme.errors import AwsError
 
 
 def create_bucket(ctx: ExecContext, step: steps.CreateBucket) -> None:
@@ -99,20 +100,34 @@ def delete_prefix(s3: Any, bucket: str, prefix: str) -> int:
 def delete_bucket_if_empty(ctx: ExecContext, bucket: str, extra: dict[str, Any]) -> bool | str:
     """The bucket goes only once it is empty (it may hold other experiments' artifacts: then it is kept,
     and the teardown of the last experiment that uses it deletes it). The experiment's async load-test
-    inputs are sme's own and go first."""
+    inputs are sme's own and go first.
+
+    Experiments share the bucket, so another one's teardown may empty and delete it while this one runs
+    (`sme recommend` tears candidates down side by side): S3's NoSuchBucket from then on means it is gone,
+    and DeleteBucket's BucketNotEmpty that an object came in since the listing, so it is kept."""
     s3 = ctx.aws.client("s3")
-    if if_found("s3:HeadBucket", bucket, lambda: s3.head_bucket(Bucket=bucket)) is None:
-        return False
-    abort_uploads(s3, bucket, f"{ctx.state.experiment}/")
-    delete_prefix(s3, bucket, f"{ASYNC_INPUTS}/{ctx.state.experiment}/")
-    listing = if_found("s3:ListObjectsV2", bucket, lambda: s3.list_objects_v2(Bucket=bucket, MaxKeys=1))
-    if listing is None:
-        return False
-    if listing.get("KeyCount", 0):
-        return "kept: it holds other objects (another experiment's artifacts?)"
-    with aws_call("s3:DeleteBucket", bucket):
-        s3.delete_bucket(Bucket=bucket)
+    try:
+        if if_found("s3:HeadBucket", bucket, lambda: s3.head_bucket(Bucket=bucket)) is None:
+            return False
+        abort_uploads(s3, bucket, f"{ctx.state.experiment}/")
+        delete_prefix(s3, bucket, f"{ASYNC_INPUTS}/{ctx.state.experiment}/")
+        listing = if_found("s3:ListObjectsV2", bucket, lambda: s3.list_objects_v2(Bucket=bucket, MaxKeys=1))
+        if listing is None:
+            return False
+        if listing.get("KeyCount", 0):
+            return KEPT
+        with aws_call("s3:DeleteBucket", bucket):
+            s3.delete_bucket(Bucket=bucket)
+    except AwsError as exc:
+        if exc.code == "NoSuchBucket":
+            return False
+        if exc.code == "BucketNotEmpty":
+            return KEPT
+        raise
     return True
+
+
+KEPT = "kept: it holds other objects (another experiment's artifacts?)"
 
 
 HANDLERS = {steps.CreateBucket: create_bucket, steps.UploadArtifact: upload_artifact}
