@@ -247,7 +247,10 @@ def test_sigterm_during_a_slow_ramp_on_two_processes_still_reconciles(srv, tmp_p
     assert proc.returncode == 130, err + out
     s = summary(tmp_path / "run")
     assert s["partial"] is True and s["requests"] > 300
-    assert s["requests"] == srv.stats()["requests"]
+    # (a shortfall here was seen once in a full suite run on two busy cores and not again in 8 runs alone,
+    # 5 of them beside two CPU hogs: the load process's log says what its master saw of each worker's batches)
+    log = (tmp_path / "run" / "locust.log").read_text()[-4000:] if (tmp_path / "run" / "locust.log").exists() else ""
+    assert s["requests"] == srv.stats()["requests"], f"{err[-2000:]}\nlocust.log:\n{log}"
     assert s["duration_s"] < 20, "stopped mid-ramp, not at the end of the stage"
 
 
