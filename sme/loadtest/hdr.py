@@ -79,23 +79,24 @@ def percentiles_us(pairs: list[tuple[int, int]], percentiles: Iterable[float]) -
     return out
 
 
-def count_into(counts: Counts, ms: float) -> None:
-    """Count one latency (ms) in its HDR bucket of ``counts``."""
-    us = int(ms * 1000.0 + 0.5)
+def key_of(us: int) -> int:
+    """The HDR bucket a value (whole us) is counted in: its lowest equivalent value (out of range: the ends)."""
     us = LOWEST_US if us < LOWEST_US else HIGHEST_US if us > HIGHEST_US else us
     shift = (us | MASK).bit_length() - OFFSET
-    key = us >> shift << shift
+    return us >> shift << shift
+
+
+def count_into(counts: Counts, ms: float) -> None:
+    """Count one latency (ms) in its HDR bucket of ``counts``."""
+    key = key_of(int(ms * 1000.0 + 0.5))
     counts[key] = counts.get(key, 0) + 1
 
 
 def buckets(values: dict[int, int]) -> Counts:
     """{whole microseconds: count} -> the same counts by HDR bucket (values out of range counted at its ends)."""
     counts: Counts = {}
-    mask, offset = MASK, OFFSET
     for us, n in values.items():
-        us = LOWEST_US if us < LOWEST_US else HIGHEST_US if us > HIGHEST_US else us
-        shift = (us | mask).bit_length() - offset
-        key = us >> shift << shift
+        key = key_of(us)
         counts[key] = counts.get(key, 0) + n
     return counts
 

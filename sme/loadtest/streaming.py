@@ -168,7 +168,6 @@ class StreamReading:
         self.head = b""  # the stream's first bytes, for the run's sample answer
         self._sse = SseEvents()
         self._frames = EventStreamFrames() if framing == "eventstream" else None
-        self._clean = True  # the parser holds nothing: the next byte starts an event
         self._counts = 0  # token counts taken from the parsed events
 
     def feed(self, chunk: bytes, at: int) -> None:
@@ -190,7 +189,7 @@ class StreamReading:
         if len(self.head) < HEAD_BYTES:
             self.head += b"".join(pieces)[:HEAD_BYTES - len(self.head)]
         k, n = 0, len(pieces)
-        while k < n and not self._clean:  # the parser holds an event's start: it reads on until that ends
+        while k < n and not self._sse.idle:  # the parser holds an event's start: it reads on until that ends
             self._parse(pieces[k], at[k])
             k += 1
         if k == n:
@@ -239,7 +238,6 @@ class StreamReading:
     def _parse(self, chunk: bytes, at: int) -> None:
         sse = self._sse
         events = sse.feed(chunk)
-        self._clean = not sse._buf and not sse._data
         if events:
             self._events(events, at)
 
@@ -268,10 +266,6 @@ class StreamReading:
     def gaps_us(self) -> Iterator[int]:
         """The gap before each token event after the first (0 for events read together), in C."""
         return map(sub, self.times[1:], self.times[:-1])
-
-    @property
-    def gaps_ms(self) -> list[float]:
-        return [us / 1000.0 for us in self.gaps_us()]
 
     @property
     def tokens(self) -> int:

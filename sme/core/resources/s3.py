@@ -97,6 +97,9 @@ def delete_prefix(s3: Any, bucket: str, prefix: str) -> int:
     return deleted
 
 
+KEPT = "kept: it holds other objects (another experiment's artifacts?)"
+
+
 def delete_bucket_if_empty(ctx: ExecContext, bucket: str, extra: dict[str, Any]) -> bool | str:
     """The bucket goes only once it is empty (it may hold other experiments' artifacts: then it is kept,
     and the teardown of the last experiment that uses it deletes it). The experiment's async load-test
@@ -125,9 +128,6 @@ def delete_bucket_if_empty(ctx: ExecContext, bucket: str, extra: dict[str, Any])
             return KEPT
         raise
     return True
-
-
-KEPT = "kept: it holds other objects (another experiment's artifacts?)"
 
 
 HANDLERS = {steps.CreateBucket: create_bucket, steps.UploadArtifact: upload_artifact}
