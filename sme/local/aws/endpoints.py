@@ -114,6 +114,11 @@ class LocalEndpoints:
                 retired = []
             elif shifting:
                 retired = self._shifting(backend, endpoint, ep)
+            elif ep.deployment is not None and ep.deployment.phase != "Creating":
+                # another caller (a DescribeEndpoint beside the control loop) pinged the same fleet and began its
+                # shifts meanwhile: beginning again would restart step 1, and its VariantStatus StartTime with
+                # it (AWS keeps one StartTime per stage: `sme run` counts stages by it)
+                retired = []
             else:
                 retired = self._settle(backend, endpoint, ep, seen, states)
         self._stop(ep, retired)  # outside the lock: stopping a fleet takes seconds

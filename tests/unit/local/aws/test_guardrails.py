@@ -124,3 +124,38 @@ def test_the_pending_summary_shows_the_new_config_and_each_variants_step():
     [status] = row["VariantStatus"]
     assert status["Status"] == "Baking" and status["StartTime"].timestamp() == 50.0
     assert "1 of 3 new instances (33% of traffic)" in status["StatusMessage"]
+
+
+def test_two_describes_that_see_the_new_fleet_up_together_begin_its_shifts_once():
+    """A DescribeEndpoint and the control loop can ping the new fleet at the same moment: the first shift is
+    made once, so step 1's StartTime stays the one it began with, as in AWS (found by `sme run`, which saw a
+    second baking stage 2 ms after the first and called it step 2)."""
+    import threading
+    import time
+
+    from sme.local.aws.endpoints import LocalEndpoint, LocalEndpoints
+
+    both_pinged = threading.Barrier(2, timeout=10)
+
+    class Ready:
+        def state(self):
+            both_pinged.wait() if threading.current_thread().name.startswith("describe") else None
+            return "ready", ""
+
+    endpoints = LocalEndpoints()
+    ep = LocalEndpoint("e", "123456789012", "us-east-1")
+    ep.live = Fleet("c1", {"AllTraffic": [Ready()]})
+    ep.pending = Fleet("c2", {"AllTraffic": [Ready(), Ready(), Ready()]})
+    config = {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": routing("CANARY", 34, wait=60)}}
+    ep.deployment = guardrails.plan(config, time.time(), "c2")
+    endpoints.endpoints[(ep.account, ep.region, ep.name)] = ep
+    backend = SimpleNamespace(account_id=ep.account, region_name=ep.region)
+    endpoint = SimpleNamespace(endpoint_name="e")
+    threads = [threading.Thread(target=endpoints.on_describe, args=(backend, endpoint), name=f"describe-{i}")
+               for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert [h["step"] for h in ep.deployment.history] == [1]
+    assert ep.deployment.phase == "Baking" and ep.deployment.step == 0
