@@ -359,12 +359,13 @@ def _on_init(environment, **_kw) -> None:  # type: ignore[no-untyped-def]
     environment.events.quitting.add_listener(on_quitting)
 
 
-def _quit_workers(runner, workers) -> None:  # type: ignore[no-untyped-def]
-    """Stopped workers leave the master's list until their stop_timeout passes: tell them to quit now."""
+def _tell_workers(runner, workers, kind: str) -> None:  # type: ignore[no-untyped-def]
+    """Send these workers "quit" (stopped workers leave the master's list only once their stop_timeout passes:
+    they quit now) or "stop" (see Progress.wait_for_finals), whatever state the master holds them in."""
     from locust.rpc import Message
 
     for client_id in workers:
-        runner.server.send_to_client(Message("quit", None, client_id))
+        runner.server.send_to_client(Message(kind, None, client_id))
 
 
 class SmeShape(LoadTestShape):
@@ -382,7 +383,8 @@ class SmeShape(LoadTestShape):
             progress.start(t0)
             if isinstance(self.runner, MasterRunner):
                 workers = sorted(c.id for c in self.runner.clients.all)
-                progress.after_stop = lambda: _quit_workers(self.runner, workers)
+                progress.after_stop = lambda: _tell_workers(self.runner, workers, "quit")
+                progress.stop_workers = lambda ids: _tell_workers(self.runner, ids, "stop")
                 for i, client_id in enumerate(workers):
                     self.runner.send_message("sme_start", {"index": i, "workers": len(workers), "t0": t0,
                                                            "sent_at": time.time()}, client_id=client_id)

@@ -32,6 +32,7 @@ from sme.loadtest.timeseries import TimeseriesFile, row
 LAG_S = 2  # seconds a worker's batch may take to reach the master (live display window, rows)
 SUMMARY_EVERY_S = 5  # how often summary.json is refreshed while the run goes
 FINAL_WAIT_S = 15.0  # how long a master waits, once stopped, for a worker's last batch
+STOP_AGAIN_S = 2.0  # ... and after how long it tells a worker that has not sent it to stop, itself
 
 
 class Progress:
@@ -53,6 +54,7 @@ class Progress:
         self._stop_seen: float | None = None
         self.local_sample: Any = lambda: None
         self.after_stop: Any = lambda: None
+        self.stop_workers: Any = lambda ids: None  # a master: send "stop" to these workers (locustfile)
         self.drain: Any = lambda: None  # waits for what is still owed (an asynchronous endpoint's results)
         self.extra: Any = lambda: {}  # more for the final tally (the asynchronous requests' accounting)
         self.workers_seen: set[str] = set()  # a master: the workers that reported a batch
@@ -101,7 +103,17 @@ class Progress:
         """A master: every worker that reported sends its last batch when it stops; wait (bounded) for them,
         and say in the log when one never came (the counts are then short by what it held)."""
         deadline = time.monotonic() + timeout
+        again = time.monotonic() + STOP_AGAIN_S
         while self.workers_seen - self.finals and time.monotonic() < deadline:
+            if again is not None and time.monotonic() >= again:
+                # Locust's master sends no "stop" when it holds its workers for stopped or missing (a heartbeat
+                # late on a busy machine): such a worker loads on and its last batch never comes. Ask it here
+                # (a worker that had stopped ignores a second stop: Locust fires test_stop once)
+                again = None
+                late = sorted(self.workers_seen - self.finals)
+                logging.getLogger("sme").warning("%d worker(s) had not sent their last batch %.0f s after the stop: "
+                                                 "telling them to stop: %s", len(late), STOP_AGAIN_S, ", ".join(late))
+                self.stop_workers(late)
             gevent.sleep(0.05)
         missing = sorted(self.workers_seen - self.finals)
         if missing:
