@@ -14,6 +14,15 @@ rate. Either way a user must not read that number as the model's. So:
   seconds (one at least), a load process used GENERATOR_BUSY of a core or more; by the machine when a
   machine's cores were MACHINE_BUSY busy or more for as long;
 - ``notices`` says it in words, for `sme loadtest`, `sme report` and the demo.
+
+A load process can also read an answer, or a streamed token, late for moments too short to show in a
+second's CPU: its own work holding the loop, or the machine giving its thread no core (another process's
+burst, a neighbour on a shared host). Whatever waited then is measured as the target's latency. So every
+load process runs a ``LoopProbe``: a timer every PROBE_EVERY_S that notes how late it fired, and on Linux
+how long the loop's thread waited for a core (schedstat: time runnable but not running) since the last
+one. A wait for a core cannot be cut by a read (the thread is not running), so each one lies within one
+interval: the longest interval's is the longest wait. Each second keeps its largest of both; each stage
+reports them (``loop_delay_ms``) and ``notices`` names a stage whose loop was LATE_NOTABLE_S late.
 """
 
 from __future__ import annotations
@@ -26,6 +35,9 @@ from typing import Any, Callable
 GENERATOR_BUSY = 0.9  # of one core: a gevent process cannot use more than one
 MACHINE_BUSY = 0.9  # of all the machine's cores
 SATURATED_SHARE = 0.25  # of a stage's seconds
+PROBE_EVERY_S = 0.02  # how often a load process checks how late its loop is
+LATE_NOTABLE_S = 0.02  # a loop this late (its process read an answer or token this much after it came) is noted
+# (a run's first moments, users spawning and connecting, take up to ~15 ms on a quiet 2-core VM)
 
 
 def _process_cpu_s() -> float:
@@ -69,6 +81,46 @@ class CpuSampler:
         return int(last[0]), max(0.0, (mine - last[1]) / (now - last[0])), busy
 
 
+def _thread_wait_counter() -> Callable[[], float] | None:
+    """A reader of the calling thread's seconds spent ready to run but waiting for a core, since it started
+    (the second field of Linux's /proc/thread-self/schedstat, in ns; the file stays open for the process's
+    life and keeps naming this thread); None where the kernel does not say."""
+    try:
+        fd = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+        int(os.pread(fd, 64, 0).split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return lambda: int(os.pread(fd, 64, 0).split()[1]) / 1e9
+
+
+class LoopProbe:
+    """How late a load process's loop is: ``tick`` is called by a timer that was due at ``due`` (on the
+    clock); ``take`` gives the largest lateness, and the largest wait for a core between two ticks, since the
+    last take (seconds; the wait None where unknown). Clock and wait counter injectable."""
+
+    def __init__(self, clock: Callable[[], float] = time.perf_counter,
+                 waited: Callable[[], float] | None | bool = True):
+        self._clock = clock
+        self._waited = _thread_wait_counter() if waited is True else waited or None
+        self._seen = self._waited() if self._waited else 0.0
+        self.late = self.wait = 0.0
+
+    def tick(self, due: float) -> None:
+        late = self._clock() - due
+        if late > self.late:
+            self.late = late
+        if self._waited is not None:
+            seen = self._waited()
+            if seen - self._seen > self.wait:
+                self.wait = seen - self._seen
+            self._seen = seen
+
+    def take(self) -> tuple[float, float | None]:
+        out = (self.late, self.wait if self._waited is not None else None)
+        self.late = self.wait = 0.0
+        return out
+
+
 @dataclass
 class Busy:
     """One process's (or machine's) CPU over a stage: seconds sampled, how many at the threshold, mean, peak."""
@@ -102,28 +154,36 @@ class CpuTally:
     def __init__(self) -> None:
         self.processes: dict[int, dict[str, Busy]] = {}
         self.machines: dict[int, dict[str, Busy]] = {}
+        self.late: dict[int, dict[str, Busy]] = {}  # each load process's loop: its lateness (LoopProbe) ...
+        self.waits: dict[int, dict[str, Busy]] = {}  # ... and its longest wait for a core, per second
         self.about: dict[str, dict[str, Any]] = {}  # process label -> its role, host and the host's cores
 
     def add(self, cpu: dict[str, Any], stage_of: Callable[[int], int], since: int | None) -> None:
         label, host = str(cpu["process"]), str(cpu["host"])
         self.about[label] = {"role": cpu.get("role"), "host": host, "cores": cpu.get("cores")}
-        for sec, (mine, machine) in cpu["seconds"].items():
+        for sec, (mine, machine, *loop) in cpu["seconds"].items():  # (loop: [late, wait], from sme 0.x on)
             if since is not None and int(sec) < since:  # before the run started (imports, spawning)
                 continue
             stage = stage_of(int(sec))
             self.processes.setdefault(stage, {}).setdefault(label, Busy()).add(mine, GENERATOR_BUSY)
             if machine is not None:  # (each process on a host samples it: the shares stay right)
                 self.machines.setdefault(stage, {}).setdefault(host, Busy()).add(machine, MACHINE_BUSY)
+            if loop:
+                self.late.setdefault(stage, {}).setdefault(label, Busy()).add(loop[0], LATE_NOTABLE_S)
+                if loop[1] is not None:
+                    self.waits.setdefault(stage, {}).setdefault(label, Busy()).add(loop[1], LATE_NOTABLE_S)
 
     def to_json(self) -> dict[str, Any]:
         def table(t: dict[int, dict[str, Busy]]) -> dict[str, Any]:
             return {str(s): {k: b.to_json() for k, b in v.items()} for s, v in t.items()}
-        return {"processes": table(self.processes), "machines": table(self.machines), "about": self.about}
+        return {"processes": table(self.processes), "machines": table(self.machines), "late": table(self.late),
+                "waits": table(self.waits), "about": self.about}
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> "CpuTally":
         t = cls()
-        for name, target in (("processes", t.processes), ("machines", t.machines)):
+        for name, target in (("processes", t.processes), ("machines", t.machines), ("late", t.late),
+                             ("waits", t.waits)):
             for stage, entries in ((data or {}).get(name) or {}).items():
                 target[int(stage)] = {k: Busy(int(v[0]), int(v[1]), float(v[2]), float(v[3])) for k, v in entries.items()}
         t.about = dict((data or {}).get("about") or {})
@@ -135,10 +195,16 @@ def stage_verdict(tally: CpuTally, stage: int) -> dict[str, Any]:
     processes, machines = tally.processes.get(stage, {}), tally.machines.get(stage, {})
     busiest = max(processes.items(), key=lambda kv: kv[1].total / max(kv[1].seconds, 1), default=None)
     machine = max(machines.items(), key=lambda kv: kv[1].total / max(kv[1].seconds, 1), default=None)
+    latest = max(tally.late.get(stage, {}).items(), key=lambda kv: kv[1].peak, default=None)
+    waits = tally.waits.get(stage, {})
     return {"load_generator": any(b.limited for b in processes.values()) if processes else None,
             "machine": any(b.limited for b in machines.values()) if machines else None,
             "busiest_process": {"process": busiest[0], **busiest[1].describe()} if busiest else None,
-            "busiest_machine": {"host": machine[0], **machine[1].describe()} if machine else None}
+            "busiest_machine": {"host": machine[0], **machine[1].describe()} if machine else None,
+            "loop_delay_ms": {"process": latest[0], "peak": _ms(latest[1].peak),
+                              "notable_seconds": latest[1].saturated,
+                              "cpu_wait_peak": _ms(max(b.peak for b in waits.values())) if waits else None}
+            if latest else None}
 
 
 def run_verdict(tally: CpuTally, stage_verdicts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -158,7 +224,7 @@ def run_verdict(tally: CpuTally, stage_verdicts: list[dict[str, Any]]) -> dict[s
 
     return {"load_generator": any_of("load_generator"), "machine": any_of("machine"),
             "thresholds": {"process_cores": GENERATOR_BUSY, "machine_busy": MACHINE_BUSY,
-                           "share_of_stage": SATURATED_SHARE},
+                           "share_of_stage": SATURATED_SHARE, "loop_delay_ms": LATE_NOTABLE_S * 1000.0},
             "processes": [{"process": k, **{x: tally.about.get(k, {}).get(x) for x in ("role", "host")},
                            **b.describe()} for k, b in sorted(whole(tally.processes).items())],
             "machines": [{"host": k, "cores": next((a.get("cores") for a in tally.about.values() if a.get("host") == k),
@@ -186,7 +252,19 @@ def notices(summary: dict[str, Any]) -> list[str]:
                        f"on average (at least {MACHINE_BUSY:.0%} for {_pct(m.get('saturated_share'))} of the stage), "
                        f"so {measured} is this machine's, not the target's (with a local twin, the model, the twin "
                        "and the load generator share its cores)")
+        late = verdict.get("loop_delay_ms") or {}
+        if (late.get("peak") or 0.0) >= LATE_NOTABLE_S * 1000.0:
+            core = late.get("cpu_wait_peak")
+            why = (f" (waiting up to {core:,.0f} ms at once for a free core)" if core is not None and core >= 1.0
+                   else "")
+            out.append(f"{name}: load process {late.get('process')} read answers up to {late['peak']:,.0f} ms after "
+                       f"they came{why}: the stage's latency tails (p99, max) may hold that much of this machine's "
+                       "time, not the target's")
     return out
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000.0, 1)
 
 
 def _pct(value: Any) -> str:

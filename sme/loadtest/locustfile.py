@@ -35,7 +35,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from locust.user.task import LOCUST_STATE_RUNNING, LOCUST_STATE_WAITING
 
 from sme.loadtest.config import Stage
-from sme.loadtest.limits import CpuSampler
+from sme.loadtest.limits import PROBE_EVERY_S, CpuSampler, LoopProbe
 from sme.loadtest.payloads import BodyPicker, read_bodies
 from sme.loadtest.progress import Progress
 from sme.loadtest.shapes import ArrivalClock, Schedule
@@ -300,13 +300,22 @@ def _sample_cpu(role: str) -> None:
 
     host = socket.gethostname()
     RECORDER.who = {"process": f"{role}:{os.getpid()}@{host}", "role": role, "host": host, "cores": os.cpu_count()}
-    sampler = CpuSampler()
+    sampler, probe = CpuSampler(), LoopProbe()
     sampler.sample()
+    gevent.spawn(_probe_loop, probe)
     while True:
         gevent.sleep(1.0 - (time.time() % 1.0) + 0.02)
         sample = sampler.sample()
         if sample is not None:
-            RECORDER.record_cpu(*sample)
+            RECORDER.record_cpu(*sample, *probe.take())
+
+
+def _probe_loop(probe: LoopProbe) -> None:
+    """How late this loop is, every PROBE_EVERY_S (limits.LoopProbe)."""
+    while True:
+        due = perf_counter() + PROBE_EVERY_S
+        gevent.sleep(PROBE_EVERY_S)
+        probe.tick(due)
 
 
 @events.init.add_listener

@@ -51,12 +51,18 @@ class Recorder:
         self.errors: dict[str, int] = {}
         self.dropped: dict[int, int] = {}
         self.offset = 0.0  # this process's clock minus the master's (see clock_skew)
-        self.cpu: dict[int, list] = {}  # second -> [this process's cores, its machine's busy share] (limits.py)
+        # second -> [this process's cores, its machine's busy share(, its loop's lateness, longest wait for a
+        # core: LoopProbe)] (limits.py)
+        self.cpu: dict[int, list] = {}
         self.who: dict[str, Any] = {}  # this process: its label, role, host and the host's cores
         self.bytes = [0, 0]  # request bodies sent, response bodies received (serverless bills data processed)
 
-    def record_cpu(self, second: int, mine: float, machine: float | None) -> None:
-        self.cpu[int(second - self.offset)] = [round(mine, 4), None if machine is None else round(machine, 4)]
+    def record_cpu(self, second: int, mine: float, machine: float | None, late: float | None = None,
+                   wait: float | None = None) -> None:
+        entry = [round(mine, 4), None if machine is None else round(machine, 4)]
+        if late is not None:
+            entry += [round(late, 6), None if wait is None else round(wait, 6)]
+        self.cpu[int(second - self.offset)] = entry
 
     def record(self, done_at: float, latency_ms: float, error: str | None) -> None:
         sec = int(done_at - self.offset)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from sme.loadtest.limits import GENERATOR_BUSY, MACHINE_BUSY, SATURATED_SHARE
+from sme.loadtest.limits import GENERATOR_BUSY, LATE_NOTABLE_S, MACHINE_BUSY, SATURATED_SHARE
 from tests.e2e.test_loadtest import (env, run_master_and_workers, server, srv, sme, summary,  # noqa: F401
                                      url_config, write_config)
 
@@ -31,13 +31,19 @@ def test_an_easy_run_says_the_load_generator_was_not_the_limit(srv, tmp_path, en
     s = summary(tmp_path / "run")
     assert s["limited_by"]["load_generator"] is False, s["limited_by"]
     assert s["limited_by"]["thresholds"] == {"process_cores": GENERATOR_BUSY, "machine_busy": MACHINE_BUSY,
-                                             "share_of_stage": SATURATED_SHARE}
+                                             "share_of_stage": SATURATED_SHARE,
+                                             "loop_delay_ms": LATE_NOTABLE_S * 1000.0}
     [process] = s["limited_by"]["processes"]
     assert process["role"] == "local" and process["mean"] < GENERATOR_BUSY, process
     for stage in s["stages"]:
         v = stage["limited_by"]
         assert v["load_generator"] is False and isinstance(v["machine"], bool), v
         assert_consistent(v["machine"], v["busiest_machine"])
+        late = v["loop_delay_ms"]  # the load process's own probe: how late its loop was, and why
+        assert late["process"] == process["process"] and late["peak"] >= 0.0, late
+        assert late["cpu_wait_peak"] is not None and late["cpu_wait_peak"] >= 0.0, "Linux says how long it waited"
+        noted = f"stage {stage['index'] + 1}: load process {late['process']} read answers up to" in r.stdout
+        assert noted == (late["peak"] >= LATE_NOTABLE_S * 1000.0), (late, r.stdout)
     if s["limited_by"]["machine"] is False:
         assert "was the limit" not in r.stdout
 

@@ -53,7 +53,10 @@ def test_cpu_samples_land_in_the_masters_second_and_a_machine_without_counters_g
     rec.offset = 2.0  # this worker's clock is 2 s ahead of the master's
     rec.record_cpu(1002, 0.4321, 0.5678)
     rec.record_cpu(1003, 0.25, None)
-    assert rec.drain()["cpu"]["seconds"] == {"1000": [0.4321, 0.5678], "1001": [0.25, None]}
+    rec.record_cpu(1004, 0.25, None, 0.0123456789, None)  # the loop's lateness, where schedstat is unknown
+    rec.record_cpu(1005, 0.25, 0.5, 0.0123456789, 0.0001)
+    assert rec.drain()["cpu"]["seconds"] == {"1000": [0.4321, 0.5678], "1001": [0.25, None],
+                                             "1002": [0.25, None, 0.012346, None], "1003": [0.25, 0.5, 0.012346, 0.0001]}
 
 
 def test_cpu_samples_before_the_run_started_stay_out_of_its_means():

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from sme.loadtest.config import Stage
-from sme.loadtest.limits import CpuSampler, CpuTally, notices, run_verdict, stage_verdict
+from sme.loadtest.limits import CpuSampler, CpuTally, LoopProbe, notices, run_verdict, stage_verdict
 from sme.loadtest.results import summarize
 from sme.loadtest.stats import Recorder, Tally
 
@@ -50,6 +52,58 @@ def test_a_machine_without_counters_gets_no_machine_share():
     assert s.sample() == (100, 0.25, None)
 
 
+def test_the_probe_keeps_the_latest_timer_and_the_longest_wait_for_a_core_between_two_ticks():
+    clock, waited = [10.0], [2.0]
+    p = LoopProbe(clock=lambda: clock[0], waited=lambda: waited[0])
+    for now, wait_total, due in ((10.021, 2.001, 10.02), (10.07, 2.031, 10.041), (10.093, 2.032, 10.09)):
+        clock[0], waited[0] = now, wait_total
+        p.tick(due)
+    late, wait = p.take()
+    assert abs(late - 0.029) < 1e-9 and abs(wait - 0.030) < 1e-9, "the largest of each, not their sum"
+    assert p.take() == (0.0, 0.0), "taken: the next second starts from nothing"
+    clock[0], waited[0] = 10.2, 2.040
+    p.tick(10.19)
+    assert p.take()[1] == pytest.approx(0.008), "a wait is counted from the last tick, even one before a take"
+    unknown = LoopProbe(clock=lambda: clock[0], waited=None)
+    unknown.tick(10.1)
+    assert unknown.take() == (pytest.approx(0.1), None), "no schedstat: the lateness alone"
+
+
+def test_the_probe_reads_this_thread_s_wait_for_a_core_from_the_kernel_while_cores_are_taken():
+    """The default wait counter is this thread's Linux schedstat: with more spinning processes than cores, a
+    thread that sleeps and wakes waits for one, and the probe sees it."""
+    import multiprocessing
+    import os
+    import time
+
+    probe = LoopProbe()
+    assert probe._waited is not None, "this machine's kernel keeps per-thread schedstat"
+    stop = multiprocessing.Event()
+    hogs = [multiprocessing.Process(target=_spin, args=(stop,)) for _ in range(2 * (os.cpu_count() or 1))]
+    for h in hogs:
+        h.start()
+    waits = []
+    try:
+        deadline = time.monotonic() + 10.0
+        while sum(waits) < 0.005 and time.monotonic() < deadline:
+            due = time.perf_counter() + 0.002
+            time.sleep(0.002)
+            probe.tick(due)
+            late, wait = probe.take()
+            assert late >= 0.0
+            waits.append(wait)
+    finally:
+        stop.set()
+        for h in hogs:
+            h.join(5)
+    assert sum(waits) >= 0.005, f"waited {1000 * sum(waits):.1f} ms in all with every core taken"
+
+
+def _spin(stop) -> None:  # type: ignore[no-untyped-def]
+    while not stop.is_set():
+        sum(range(10_000))
+
+
 def tally_of(samples: dict[str, list[tuple[float, float | None]]], stage_of=lambda sec: sec // 10) -> CpuTally:
     """Per process label, one (cores, machine busy) sample per second from second 0."""
     t = CpuTally()
@@ -85,9 +139,30 @@ def test_a_stage_is_machine_bound_when_a_machine_was_saturated_whatever_the_load
     assert "812 req/s" in text[0] and "not the target's" in text[0]
 
 
+def test_a_stage_reports_its_loop_s_latest_moment_and_says_so_from_twenty_ms():
+    t = CpuTally()
+    for label, loop in (("local:1@a", [(0.0004, 0.0001), (0.024, 0.009), (0.021, 0.0)]),
+                        ("worker:2@a", [(0.003, 0.0095), (0.004, None), (0.0005, 0.0)])):
+        t.add({"process": label, "role": "local", "host": "a", "cores": 2,
+               "seconds": {str(i): [0.3, 0.5, *v] for i, v in enumerate(loop)}}, lambda sec: 0, since=0)
+    t.add({"process": "older:3@b", "role": "worker", "host": "b", "cores": 2,  # (an older sme's batch: no probe)
+           "seconds": {"0": [0.3, 0.5]}}, lambda sec: 0, since=0)
+    t = CpuTally.from_json(json.loads(json.dumps(t.to_json())))
+    v = stage_verdict(t, 0)
+    assert v["loop_delay_ms"] == {"process": "local:1@a", "peak": 24.0, "notable_seconds": 2,
+                                  "cpu_wait_peak": 9.5}, "the latest loop; the longest wait of any process"
+    [text] = notices({"stages": [{"index": 0, "limited_by": v}]})
+    assert text.startswith("stage 1: load process local:1@a read answers up to 24 ms after they came (waiting up to "
+                           "10 ms at once for a free core)")
+    v["loop_delay_ms"]["peak"] = 19.9
+    assert notices({"stages": [{"index": 0, "limited_by": v}]}) == [], "under 20 ms late: no note"
+    older = CpuTally.from_json({"processes": {}, "machines": {}})
+    assert older.late == {} and older.waits == {} and stage_verdict(older, 0)["loop_delay_ms"] is None
+
+
 def test_no_samples_is_no_verdict_rather_than_a_false_all_clear():
     v = stage_verdict(CpuTally(), 0)
-    assert v["load_generator"] is None and v["machine"] is None
+    assert v["load_generator"] is None and v["machine"] is None and v["loop_delay_ms"] is None
     assert run_verdict(CpuTally(), [v])["load_generator"] is None
     assert notices({"stages": [{"index": 0, "limited_by": v}]}) == []
 

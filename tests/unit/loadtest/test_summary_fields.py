@@ -80,7 +80,8 @@ def test_each_stages_numbers_and_steady_numbers() -> None:
         "steady": {"seconds": 2, "requests": 8, "failures": 1, "dropped": 0, "rps": 4.0,  # seconds 1 and 2
                    "latency_ms": {"p50": 1.5, "p99": 2.0, "max": 2.0}},
         # no CPU sample covers it (the tally was made by hand): whether a limit was hit is not known
-        "limited_by": {"load_generator": None, "machine": None, "busiest_process": None, "busiest_machine": None},
+        "limited_by": {"load_generator": None, "machine": None, "busiest_process": None, "busiest_machine": None,
+                       "loop_delay_ms": None},
         "slo": {"passed": False, "checks": [{"name": "p99_ms", "limit": 1.9, "actual": 2.0, "passed": False},
                                             {"name": "error_rate", "limit": 0.1, "actual": 0.125, "passed": False},
                                             {"name": "dropped_rate", "limit": 0.2, "actual": 0.0, "passed": True}]}}
