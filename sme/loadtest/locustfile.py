@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import os
+import socket
 import time
 from pathlib import Path
 from time import perf_counter, perf_counter_ns
@@ -180,33 +181,60 @@ class SmeUser(FastHttpUser):
             if _state["sample"] is None:
                 _keep_sample(response)
 
+class _Quiet(Exception):
+    """A stream's idle timer fired (``_read_stream``)."""
+
+
 def _read_stream(response, reading: StreamReading) -> None:  # type: ignore[no-untyped-def]
     """Hand the pieces of the answer to ``reading`` with the moment each arrived, ``BATCH`` reads at a time
     (each token's cost is paid beside the requests timed: bench/stream). geventhttpclient's own ``read(n)``
-    waits until n bytes are in, which would hold tokens back: read its socket as it does."""
+    waits until n bytes are in, which would hold tokens back: read its socket as it does.
+
+    The socket's timeout (the target's ``timeout``) still ends a stream that goes quiet that long, but by
+    one timer per stream, not one per read: a gevent socket with a timeout starts and stops a timer each
+    time it waits, 8% of a streaming load process's CPU (py-spy, bench/stream). Here the socket waits with
+    none, one timer runs for the stream, and when it fires the stream fails only if nothing came for that
+    long (otherwise it is set again for the rest), with the same error as the socket's own."""
     raw = response._response
     batch = reading.BATCH
     pieces: list = []
     times: list = []
     at = perf_counter_ns() // 1000
-    while True:
-        if raw._body_buffer:  # take the parser's buffer whole (it appends to a fresh one): no copy
-            chunk, raw._body_buffer = raw._body_buffer, bytearray()
-            pieces.append(chunk)
-            times.append(at)
-            if len(pieces) == batch:
-                reading.take(pieces, times)
-                pieces, times = [], []
-        if raw.message_complete:
-            break
-        sock = raw._sock
-        if sock is None:
-            raise ConnectionError("the connection closed in the middle of the stream")
-        data = sock.recv(raw.block_size)
-        at = perf_counter_ns() // 1000  # (whole microseconds: the gaps between them are counted in C)
-        raw.feed(data)
-        if not data and not raw.message_complete:
-            raise ConnectionError("the connection closed in the middle of the stream")
+    sock = raw._sock
+    quiet_s = sock.timeout if sock is not None else None
+    timer = None
+    if quiet_s:
+        sock.settimeout(None)
+        timer = gevent.Timeout.start_new(quiet_s, _Quiet)
+    try:
+        while True:
+            if raw._body_buffer:  # take the parser's buffer whole (it appends to a fresh one): no copy
+                chunk, raw._body_buffer = raw._body_buffer, bytearray()
+                pieces.append(chunk)
+                times.append(at)
+                if len(pieces) == batch:
+                    reading.take(pieces, times)
+                    pieces, times = [], []
+            if raw.message_complete:
+                break
+            if raw._sock is None:
+                raise ConnectionError("the connection closed in the middle of the stream")
+            try:
+                data = sock.recv(raw.block_size)
+            except _Quiet:  # (the only place this greenlet waits, so the only place the timer lands)
+                left = quiet_s - (perf_counter_ns() // 1000 - at) / 1e6
+                if left <= 0.0:
+                    raise socket.timeout("timed out") from None
+                timer = gevent.Timeout.start_new(left, _Quiet)
+                continue
+            at = perf_counter_ns() // 1000  # (whole microseconds: the gaps between them are counted in C)
+            raw.feed(data)
+            if not data and not raw.message_complete:
+                raise ConnectionError("the connection closed in the middle of the stream")
+    finally:
+        if timer is not None:
+            timer.close()
+            sock.settimeout(quiet_s)  # (before this greenlet yields: the pool may hand the socket on)
     reading.take(pieces, times)
     reading.close(at)
 

@@ -371,11 +371,18 @@ def clock_skew(sent_at: float | None, received_at: float) -> float:
 def error_key(status: int | None, exception: BaseException | None, error_type: str | None = None) -> str:
     """`status:503` for an HTTP error reply, `status:400:ThrottlingException` when the reply names its AWS error
     code (``x-amzn-ErrorType``, whose text after a ':' is a namespace, as botocore reads it),
-    `exception:ConnectionRefusedError` when there was no reply, and `stream:ModelStreamError` for a stream
-    that broke after its 200 (see streaming.StreamFailure)."""
+    `exception:ConnectionRefusedError` when there was no reply (geventhttpclient's ``RetriesExceeded`` by the
+    error it wraps: `exception:TimeoutError` for a reply that did not come in time), and for a stream that
+    broke after its 200 `stream:ModelStreamError` (the error it sent: see streaming.StreamFailure) or
+    `stream:TimeoutError` (the reason it broke: it went quiet, the connection closed), never `status:200`."""
     code = getattr(exception, "stream_code", None)
     if code:
         return f"stream:{code}"
+    if type(exception).__name__ == "RetriesExceeded" and isinstance(getattr(exception, "original", None),
+                                                                     BaseException):
+        exception = exception.original  # type: ignore[union-attr]
+    if status and status < 400 and exception is not None:
+        return f"stream:{type(exception).__name__}"
     if status:
         code = (error_type or "").split(":", 1)[0].strip()
         return f"status:{status}:{code}" if code else f"status:{status}"

@@ -4,6 +4,10 @@ exactly against the server; time to first token and inter-token latency against 
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+
 import pytest
 from hdrh.histogram import HdrHistogram
 
@@ -136,3 +140,38 @@ def test_two_processes_in_the_open_model_merge_every_token_and_time_from_the_due
     assert s["stream"]["output_tokens"] == tokens == 4 * 80  # the servers' usage.completion_tokens
     assert s["stream"]["requests_with_tokens"] == 80
     assert 60 <= s["stream"]["ttft_ms"]["p50"] <= s["stream"]["e2e_ms"]["p50"]
+
+
+def test_a_stream_quiet_for_the_target_timeout_fails_and_a_slow_one_does_not(srv, env, tmp_path):  # noqa: F811
+    """The target's ``timeout`` ends a stream that goes quiet that long (before its first token, or between
+    two), whatever the stream took in all; and a connection that streamed keeps it for its next request's
+    headers (sme reads streams with one timer each, the socket's own set aside meanwhile)."""
+    srv.configure(stream={"tokens": 4, "ttft_ms": 10, "itl_ms": 400, "format": "tgi"})  # 1.2 s, no gap of 1 s
+    config = write_config(tmp_path, stream_config(srv, "  - {duration: 6, users: 2, spawn_rate: 100}")
+                          .replace("stream: sse}", "stream: sse, timeout: 1}"))
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "sme", "loadtest", "-c", str(config), "--out", str(out)], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while srv.stats()["requests"] < 4 and time.monotonic() < deadline:  # both users streamed twice
+            time.sleep(0.05)
+        # now every answer's headers come 1.5 s late: only a connection that kept its timeout gives up at 1 s
+        srv.configure(stream={"tokens": 4, "ttft_ms": 10, "itl_ms": 400, "format": "tgi", "headers_ms": 1500})
+        time.sleep(2.0)
+        # and then a first token 1.5 s late: the stream's own timer gives up at 1 s
+        srv.configure(stream={"tokens": 4, "ttft_ms": 1500, "itl_ms": 10, "format": "tgi"})
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stdout + stderr
+    s = summary(out)
+    assert s["requests"] == srv.stats()["requests"] and s["requests"] - s["failures"] >= 4
+    errors = {(e["kind"], e["code"]): e["count"] for e in s["errors"]}
+    assert set(errors) == {("exception", "TimeoutError"), ("stream", "TimeoutError")}, s["errors"]
+    assert errors["exception", "TimeoutError"] >= 2, "headers 1.5 s late: no reply within 1 s (each user)"
+    assert errors["stream", "TimeoutError"] >= 2, "a first token 1.5 s after the 200: the stream went quiet"
+    assert sum(errors.values()) == s["failures"]
+    assert s["stream"]["requests_with_tokens"] == s["requests"] - s["failures"]
+    assert s["stream"]["e2e_ms"]["max"] >= 1200, "a stream of 1.2 s in all, no gap of 1 s: not timed out"
+

@@ -24,7 +24,7 @@ counted:
   "openai" | "jsonl" | "eventstream", "error_every": n}}``: answer every request as a stream of token events
   (chunked), TGI's server-sent events by default (``eventstream``: the same events inside SageMaker's
   event-stream frames, each event split over two frames; ``error_every``: every n-th stream breaks with
-  TGI's error event after half its tokens). ``GET /__sme/tokens``: ``[[arrived, path, [sent, ...]], ...]``, the
+  TGI's error event after half its tokens; ``headers_ms``: wait that long before the headers). ``GET /__sme/tokens``: ``[[arrived, path, [sent, ...]], ...]``, the
   wall time each streamed request was read (a connection's first: when the connection was accepted, which
   its client waited for as well) and each of its token events was written.
 
@@ -207,6 +207,8 @@ class Server:
         fmt, n = cfg.get("format", "tgi"), int(cfg.get("tokens", 8))
         broken = bool(cfg.get("error_every")) and c.requests % int(cfg["error_every"]) == 0
         kind = "application/vnd.amazon.eventstream" if fmt == "eventstream" else "text/event-stream"
+        if cfg.get("headers_ms"):
+            await asyncio.sleep(float(cfg["headers_ms"]) / 1000.0)
         transport.write(b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\n\r\n" % kind.encode())
         sent: list[float] = []
         c.tokens.append((arrived, path, sent))

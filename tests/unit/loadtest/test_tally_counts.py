@@ -102,6 +102,13 @@ def test_error_keys_name_the_status_or_the_exception():
     assert error_key(503, None) == "status:503"
     assert error_key(0, ConnectionRefusedError()) == "exception:ConnectionRefusedError"
     assert error_key(None, None) == "exception:Unknown"
+    from geventhttpclient.useragent import RetriesExceeded
+
+    late = RetriesExceeded("http://127.0.0.1:1/x", 1, original=TimeoutError("timed out"))
+    assert error_key(0, late) == "exception:TimeoutError", "geventhttpclient's wrapper: the error it wraps"
+    assert error_key(0, RetriesExceeded("http://127.0.0.1:1/x", "too many redirects")) == "exception:RetriesExceeded"
+    assert error_key(200, TimeoutError("timed out")) == "stream:TimeoutError", "broke after its 200: not a status"
+    assert error_key(200, ConnectionError("closed")) == "stream:ConnectionError"
 
 
 def test_drops_in_one_second_add_up_and_partial_batches_are_accepted():
