@@ -181,6 +181,7 @@ def named_item(operation: str, name: str, call: Callable[[], Any], key: str = "i
 @contextlib.contextmanager
 def aws_call(operation: str, resource: str) -> Iterator[None]:
     """Turn botocore failures into an AwsError that names the operation and the resource."""
+    import boto3.exceptions
     import botocore.exceptions
 
     try:
@@ -188,6 +189,12 @@ def aws_call(operation: str, resource: str) -> Iterator[None]:
     except botocore.exceptions.ClientError as exc:
         err = exc.response.get("Error", {})
         raise AwsError(operation, resource, err.get("Message") or str(exc), err.get("Code", "")) from exc
+    except boto3.exceptions.S3UploadFailedError as exc:  # (upload_file's: S3's own error is the one it replaced)
+        cause = exc.__context__
+        if isinstance(cause, botocore.exceptions.ClientError):
+            err = cause.response.get("Error", {})
+            raise AwsError(operation, resource, err.get("Message") or str(cause), err.get("Code", "")) from exc
+        raise AwsError(operation, resource, str(exc)) from exc
     except (botocore.exceptions.NoCredentialsError, botocore.exceptions.PartialCredentialsError):
         raise no_credentials() from None
     except botocore.exceptions.EndpointConnectionError as exc:

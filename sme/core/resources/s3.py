@@ -42,16 +42,33 @@ def create_bucket(ctx: ExecContext, step: steps.CreateBucket) -> None:
 def upload_artifact(ctx: ExecContext, step: steps.UploadArtifact) -> None:
     """Recorded before the upload starts: a run killed mid-upload leaves a multipart upload that teardown
     must abort. An sme-made bucket another experiment created is recorded too, so the last teardown that
-    leaves it empty deletes it."""
+    leaves it empty deletes it.
+
+    Experiments share sme's bucket, and another one's teardown deletes it once it is empty: between this
+    deploy's look at it (CreateBucket found it) and this upload, when `sme recommend` deploys and tears
+    candidates down side by side. S3 then answers NoSuchBucket: sme's own bucket is made again (recorded,
+    blocked and tagged, as CreateBucket does) and the upload tried once more. A bucket the user named is
+    theirs to make: that error stands."""
     art = step.artifact
     s3 = ctx.aws.client("s3")
     ctx.record("artifact", art.url, f"arn:aws:s3:::{art.bucket}/{art.key}", bucket=art.bucket, key=art.key)
+    try:
+        _upload(ctx, s3, art)
+    except AwsError as exc:
+        if exc.code != "NoSuchBucket" or not art.default_bucket:
+            raise
+        create_bucket(ctx, steps.CreateBucket(name=art.bucket, why="deleted by another experiment's teardown",
+                                              artifact=art))
+        _upload(ctx, s3, art)
+    if not ctx.state.find("bucket", art.bucket) and sme_managed(s3, art.bucket):
+        ctx.record("bucket", art.bucket, f"arn:aws:s3:::{art.bucket}")
+
+
+def _upload(ctx: ExecContext, s3: Any, art: Any) -> None:
     tagging = "&".join(f"{t['Key']}={t['Value']}" for t in ctx.tags[:1])
     with ctx.env.progress("upload", art.size) as callback, aws_call("s3:PutObject", art.url):
         s3.upload_file(art.local_path, art.bucket, art.key, Callback=callback,
                        ExtraArgs={"Metadata": {"sha256": art.sha256}, "Tagging": tagging})
-    if not ctx.state.find("bucket", art.bucket) and sme_managed(s3, art.bucket):
-        ctx.record("bucket", art.bucket, f"arn:aws:s3:::{art.bucket}")
 
 
 def sme_managed(s3: Any, bucket: str) -> bool:
