@@ -58,6 +58,7 @@ class LocalEndpoint:
     deployment: Any = None  # a guarded update in progress (guardrails.Deployment)
     shift: Any = None  # its traffic split (guardrails.Shift), read by ``pick``
     config_metrics: bool = False  # metrics per fleet (EndpointConfigName) since the first traffic shift
+    retiring: list[Instance] = field(default_factory=list)  # out of every fleet, stopping: holding an address
 
 
 class LocalEndpoints:
@@ -121,6 +122,7 @@ class LocalEndpoints:
                 retired = []
             else:
                 retired = self._settle(backend, endpoint, ep, seen, states)
+            ep.retiring.extend(retired)  # (before the lock goes: a zone that fails now must see them)
         self._stop(ep, retired)  # outside the lock: stopping a fleet takes seconds
 
     def advance_updates(self) -> None:
@@ -253,23 +255,26 @@ class LocalEndpoints:
         retired: the scale-in waits for them. False when nothing could change."""
         if ep.live is None:
             return False
-        group = ep.live.instances.setdefault(variant, [])
-        warming = [i for i in ep.warming if i.variant == variant]
-        before = len(group) + len(warming)
-        while len(group) + len(warming) < count:
-            instance = self._launch(ep, variant)
-            ep.warming.append(instance)
-            warming.append(instance)
-        while len(group) + len(warming) > count and (len(group) > 1 or count == 0):
-            idle = [i for i in group if i.port not in busy]
-            if not warming and not idle:
-                break  # each instance left is processing a request: retire one when it is done
-            retired = warming.pop() if warming else idle[-1]
-            if retired in ep.warming:
-                ep.warming.remove(retired)
-            else:
-                group.remove(retired)
-            self._stop(ep, [retired])
+        retired: list[Instance] = []
+        with self.lock:  # placed and in its group at once: a zone that fails meanwhile (zones.py) finds it
+            group = ep.live.instances.setdefault(variant, [])
+            warming = [i for i in ep.warming if i.variant == variant]
+            before = len(group) + len(warming)
+            while len(group) + len(warming) < count:
+                instance = self._launch(ep, variant)
+                ep.warming.append(instance)
+                warming.append(instance)
+            while len(group) + len(warming) > count and (len(group) > 1 or count == 0):
+                idle = [i for i in group if i.port not in busy]
+                if not warming and not idle:
+                    break  # each instance left is processing a request: retire one when it is done
+                retired.append(warming.pop() if warming else idle[-1])
+                if retired[-1] in ep.warming:
+                    ep.warming.remove(retired[-1])
+                else:
+                    group.remove(retired[-1])
+            ep.retiring.extend(retired)
+        self._stop(ep, retired)  # (outside the lock: an instance takes about a second to stop)
         if len(group) + len(warming) == before and before != count:
             return False
         self._set_counts(endpoint, variant, current=len(group), desired=count)
@@ -408,12 +413,20 @@ class LocalEndpoints:
         return instance
 
     def _stop(self, ep: LocalEndpoint, instances: list[Instance]) -> None:
+        """Stop instances already out of every fleet and release their addresses. Until then each is in
+        ``ep.retiring``: a zone that fails meanwhile kills it and releases its address at once, as AWS's
+        lost zone takes every instance in it (zones.py); its stop here then finds it gone."""
         addresses = Addresses(ep.account, ep.region)
+        with self.lock:
+            ep.retiring.extend(i for i in instances if i not in ep.retiring)
         for instance in instances:  # all asked first: each takes about a second to stop, and they stop together
             instance.signal_stop()
         for instance in instances:
             instance.wait_stopped()
-            addresses.detach(instance)
+            with self.lock:
+                addresses.detach(instance)
+                if instance in ep.retiring:
+                    ep.retiring.remove(instance)
 
     def _get(self, backend: Any, name: str) -> LocalEndpoint | None:
         return self._get_key(backend.account_id, backend.region_name, name)

@@ -9,6 +9,8 @@ automatically attempts to distribute your instances across Availability Zones"):
   DescribeEndpoint's CurrentInstanceCount drops, DesiredInstanceCount does not;
 - each lost instance gets a replacement at once, placed (``usable``) only in the endpoint's subnets of the
   zones still working; it serves when it answers /ping, as a scale-out does (``LocalEndpoints.promote``);
+- an instance already on its way out (an update's old fleet, a scale-in: stopping, still holding its
+  address) dies too, and its address is released at once; it is not replaced (it was leaving);
 - the zone stays failed, for every endpoint of its region, until ``restore`` (nothing moves back then).
 
 Served on the twin's port: ``POST /_sme/zones/fail`` and ``POST /_sme/zones/restore`` with ``{"zone": "..."}``
@@ -79,6 +81,8 @@ def _kill(endpoints: Any, ep: Any, zone: str) -> list[tuple[Any, str | None, str
     them out of their groups; returns (instance, its former subnet and ENI, the group it was in)."""
     from moto.ec2.models import ec2_backends
 
+    from sme.local.aws.fleet import Addresses
+
     ec2 = ec2_backends[ep.account][ep.region]
     zone_of = {s.id: s.availability_zone for s in ec2.subnets.get(zone, {}).values()}
     dead = []
@@ -90,6 +94,10 @@ def _kill(endpoints: Any, ep: Any, zone: str) -> list[tuple[Any, str | None, str
             subnet, eni = instance.subnet_id, instance.eni_id
             endpoints.stop_instances(ep, [instance])
             dead.append((instance, subnet, eni, group))
+    leaving = Addresses(ep.account, ep.region)
+    for instance in [i for i in ep.retiring if zone_of.get(i.subnet_id or "") == zone]:
+        instance.proc.kill()  # (its stop, under way in another thread, then finds it gone)
+        leaving.detach(instance)
     return dead
 
 

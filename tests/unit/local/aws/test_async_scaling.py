@@ -7,6 +7,7 @@ account of these tests' own); the clock is injected, nothing sleeps.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import SimpleNamespace
@@ -158,6 +159,7 @@ class FakeInstance:
 
 def fleet(*ports: int) -> tuple[LocalEndpoints, LocalEndpoint, list]:
     eps = LocalEndpoints.__new__(LocalEndpoints)  # no launcher: nothing here starts a process
+    eps.lock = threading.RLock()
     stopped: list = []
     eps._stop = lambda ep, instances: stopped.extend(i.port for i in instances)
     ep = LocalEndpoint("queue", ACCOUNT, REGION, live=Fleet("c", {"AllTraffic": [FakeInstance(p) for p in ports]}))

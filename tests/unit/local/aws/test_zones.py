@@ -75,3 +75,32 @@ def test_when_every_zone_has_failed_the_answer_says_why_nothing_was_replaced(end
     answer = zones.fail(endpoints, "us-east-1c")
     assert answer["replacing"] == 0 and "every zone of the subnets" in answer["errors"][0]
     assert ep.live.all() == [] and ep.warming == [] and free(ec2, subnets) == [11, 11, 11]
+
+
+def test_an_instance_still_stopping_when_its_zone_fails_dies_at_once_and_frees_its_address(endpoint):
+    """An update's old fleet (or a scale-in) is out of every fleet but still stopping, holding its address,
+    when the zone fails: AWS's lost zone takes it too. Here its stop ignores SIGTERM (the twin would wait
+    10 s before killing it): the failure kills it and releases its address at once, without a replacement."""
+    import threading
+    import time
+
+    from sme.local.aws.fleet import Addresses
+
+    endpoints, ep, subnets, ec2 = endpoint
+    slow = Instance("AllTraffic", 0, subprocess.Popen(["sh", "-c", "trap '' TERM; sleep 60"]),
+                    endpoints.launcher.workdir / "s", endpoints.launcher.workdir / "l")
+    Addresses(ACCOUNT, "us-east-1").attach(slow, "e", [subnets[0]], [])
+    assert free(ec2, subnets) == [9, 10, 10], "the leaving instance holds a second address in zone a"
+    stopping = threading.Thread(target=endpoints.stop_instances, args=(ep, [slow]))
+    stopping.start()
+    deadline = time.monotonic() + 5
+    while slow not in ep.retiring and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    assert slow.proc.poll() is None and free(ec2, subnets)[0] == 9, "SIGTERM ignored: still up, still holding it"
+    answer = zones.fail(endpoints, "us-east-1a")
+    assert slow.proc.wait(2) is not None, "killed with the zone, not 10 s later"
+    assert free(ec2, subnets)[0] == 11, "both of zone a's addresses released at once"
+    assert answer["replacing"] == 1 and len(answer["lost"]) == 1, "only the serving instance is replaced"
+    stopping.join(5)
+    assert not stopping.is_alive() and ep.retiring == []
