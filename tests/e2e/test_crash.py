@@ -195,8 +195,26 @@ def test_a_second_deploy_waits_for_the_lock_or_refuses(sme, vpc, model_tar, aws_
         release.set()
         assert refused.returncode == 1 and f"pid {os.getpid()}" in refused.stderr, refused.stderr
     else:
-        threading.Timer(1.0, release.set).start()
-        waited = sme("deploy", "-c", cfg, "--lock-timeout", wait, *FAST)
-        assert waited.returncode == 0, waited.stderr
-        assert "waiting for the lock on churn" in waited.stderr
+        # released once the CLI says it waits (a timer raced the CLI's start on a busy machine: it could
+        # release the lock before the CLI ever reached it)
+        proc = subprocess.Popen([sys.executable, "-m", "sme", "deploy", "-c", cfg, "--lock-timeout", wait, *FAST],
+                                env=aws_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lines: list[str] = []
+
+        def read() -> None:
+            for line in proc.stderr:
+                lines.append(line)
+                if "waiting for the lock on churn" in line:
+                    release.set()
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        try:
+            proc.wait(timeout=120)
+        finally:
+            release.set()
+            proc.kill()
+            reader.join(10)
+        assert proc.returncode == 0, "".join(lines)
+        assert any("waiting for the lock on churn" in line for line in lines), lines
     holder.join()

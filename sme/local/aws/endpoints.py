@@ -360,6 +360,13 @@ class LocalEndpoints:
     def stop_instances(self, ep: LocalEndpoint, instances: list[Instance]) -> None:
         self._stop(ep, instances)
 
+    def lose(self, ep: LocalEndpoint, instance: Instance) -> None:
+        """An instance on its way out (``ep.retiring``) that died with its zone: killed, its address released
+        now; its stop, under way in another thread, then finds it gone."""
+        instance.proc.kill()
+        with self.lock:
+            Addresses(ep.account, ep.region).detach(instance)
+
     # -- internals -----------------------------------------------------------------------------
     def _start_fleet(self, backend: Any, endpoint: Any, ep: LocalEndpoint) -> None:
         config = backend.endpoint_configs[endpoint.endpoint_config_name]

@@ -81,8 +81,6 @@ def _kill(endpoints: Any, ep: Any, zone: str) -> list[tuple[Any, str | None, str
     them out of their groups; returns (instance, its former subnet and ENI, the group it was in)."""
     from moto.ec2.models import ec2_backends
 
-    from sme.local.aws.fleet import Addresses
-
     ec2 = ec2_backends[ep.account][ep.region]
     zone_of = {s.id: s.availability_zone for s in ec2.subnets.get(zone, {}).values()}
     dead = []
@@ -94,10 +92,8 @@ def _kill(endpoints: Any, ep: Any, zone: str) -> list[tuple[Any, str | None, str
             subnet, eni = instance.subnet_id, instance.eni_id
             endpoints.stop_instances(ep, [instance])
             dead.append((instance, subnet, eni, group))
-    leaving = Addresses(ep.account, ep.region)
     for instance in [i for i in ep.retiring if zone_of.get(i.subnet_id or "") == zone]:
-        instance.proc.kill()  # (its stop, under way in another thread, then finds it gone)
-        leaving.detach(instance)
+        endpoints.lose(ep, instance)
     return dead
 
 
