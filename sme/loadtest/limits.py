@@ -21,7 +21,7 @@ burst, a neighbour on a shared host). Whatever waited then is measured as the ta
 load process runs a ``LoopProbe``: a timer every PROBE_EVERY_S that notes how late it fired, and on Linux
 how long the loop's thread waited for a core (schedstat: time runnable but not running) since the last
 one. A wait for a core cannot be cut by a read (the thread is not running), so each one lies within one
-interval: the longest interval's is the longest wait. Each second keeps its largest of both; each stage
+interval: the largest interval's wait is the longest single wait. Each second keeps its largest of both; each stage
 reports them (``loop_delay_ms``) and ``notices`` names a stage whose loop was LATE_NOTABLE_S late.
 """
 
@@ -161,7 +161,7 @@ class CpuTally:
     def add(self, cpu: dict[str, Any], stage_of: Callable[[int], int], since: int | None) -> None:
         label, host = str(cpu["process"]), str(cpu["host"])
         self.about[label] = {"role": cpu.get("role"), "host": host, "cores": cpu.get("cores")}
-        for sec, (mine, machine, *loop) in cpu["seconds"].items():  # (loop: [late, wait], from sme 0.x on)
+        for sec, (mine, machine, *loop) in cpu["seconds"].items():  # (loop: [late, wait]; none from an older sme)
             if since is not None and int(sec) < since:  # before the run started (imports, spawning)
                 continue
             stage = stage_of(int(sec))
@@ -258,8 +258,8 @@ def notices(summary: dict[str, Any]) -> list[str]:
             why = (f" (waiting up to {core:,.0f} ms at once for a free core)" if core is not None and core >= 1.0
                    else "")
             out.append(f"{name}: load process {late.get('process')} read answers up to {late['peak']:,.0f} ms after "
-                       f"they came{why}: the stage's latency tails (p99, max) may hold that much of this machine's "
-                       "time, not the target's")
+                       f"they came{why}: the stage's latency tails (p99, max) may hold that much time that was the "
+                       "load process's, not the target's")
     return out
 
 

@@ -181,6 +181,7 @@ class SmeUser(FastHttpUser):
             if _state["sample"] is None:
                 _keep_sample(response)
 
+
 class _Quiet(Exception):
     """A stream's idle timer fired (``_read_stream``)."""
 
@@ -323,9 +324,8 @@ def _error_type(response) -> str | None:  # type: ignore[no-untyped-def]
 
 
 def _sample_cpu(role: str) -> None:
-    """Once a second, this process's CPU and its machine's, recorded with the requests (see limits.py)."""
-    import socket
-
+    """Once a second, this process's CPU and its machine's, and how late its loop was (the probe's), recorded with
+    the requests (see limits.py)."""
     host = socket.gethostname()
     RECORDER.who = {"process": f"{role}:{os.getpid()}@{host}", "role": role, "host": host, "cores": os.cpu_count()}
     sampler, probe = CpuSampler(), LoopProbe()
