@@ -156,6 +156,13 @@ def test_a_stage_reports_its_loop_s_latest_moment_and_says_so_from_twenty_ms():
                            "10 ms at once for a free core)")
     v["loop_delay_ms"]["peak"] = 19.9
     assert notices({"stages": [{"index": 0, "limited_by": v}]}) == [], "under 20 ms late: no note"
+    elsewhere = CpuTally()  # a kernel without schedstat: the lateness alone
+    elsewhere.add({"process": "local:4@mac", "role": "local", "host": "mac", "cores": 8,
+                   "seconds": {"0": [0.3, 0.5, 0.025, None]}}, lambda sec: 0, since=0)
+    assert stage_verdict(elsewhere, 0)["loop_delay_ms"] == {"process": "local:4@mac", "peak": 25.0,
+                                                            "notable_seconds": 1, "cpu_wait_peak": None}
+    [text] = notices({"stages": [{"index": 0, "limited_by": stage_verdict(elsewhere, 0)}]})
+    assert "read answers up to 25 ms after they came: the stage's" in text, "no wait to name"
     older = CpuTally.from_json({"processes": {}, "machines": {}})
     assert older.late == {} and older.waits == {} and stage_verdict(older, 0)["loop_delay_ms"] is None
 

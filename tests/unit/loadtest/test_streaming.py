@@ -69,6 +69,20 @@ def test_event_stream_frames_split_and_joined_are_read_as_the_same_events():
     reading.close(2_000_000)
     assert reading.events == 4 and reading.tokens == 4
     assert reading.head == stream[:500]
+    # each event timed by the read that completed the frame holding its end (frames of 25 bytes of events,
+    # read 97 bytes at a time: an event ends in one read or another)
+    from sme.loadtest.streaming import EventStreamFrames
+
+    frames = b"".join(_frame(stream[j:j + 25]) for j in range(0, len(stream), 25))
+    reading, frames_read, parser, expected = StreamReading("eventstream", started=0.0), EventStreamFrames(), \
+        SseEvents(), []
+    reads = [(frames[i:i + 97], 1_000_000 + i * 1000) for i in range(0, len(frames), 97)]
+    reading.take([r for r, _ in reads], [t for _, t in reads])
+    reading.close(2_000_000)
+    for piece, t in reads:
+        payload = frames_read.feed(piece)
+        expected += [t for _ in (parser.feed(payload) if payload else [])]
+    assert reading.times == expected and len(set(expected)) == 4, (reading.times, expected)
 
 
 def test_an_exception_frame_or_a_tgi_error_event_fails_the_request_by_name():
@@ -292,6 +306,20 @@ def test_a_last_token_count_that_says_nothing_leaves_the_earlier_one():
         reading.take([bytearray(e) for e in stream], [1, 2, 3, 4])
         reading.close(5)
         assert reading.times == [1, 2, 3, 4] and reading.tokens == 9, nothing
+
+
+def test_an_event_of_two_lines_cut_between_them_is_one_event_however_the_batch_starts():
+    """The parser holds the first line of a two-line event when a read ends there: the next read's
+    ``data: b`` line is that event's second, not an event of its own (the counting shortcut must not start
+    before the parser has finished the event it holds)."""
+    pieces = [bytearray(b"data: one\n\ndata: a\n"), bytearray(b"data: b\n\ndata: two\n\n")]
+    truth_times, _, _ = _truth([bytes(p) for p in pieces], [1, 2])
+    for batches in ([[0, 1]], [[0], [1]]):
+        reading = StreamReading("sse", 0.0)
+        for batch in batches:
+            reading.take([pieces[i] for i in batch], [i + 1 for i in batch])
+        reading.close(3)
+        assert reading.times == truth_times == [1, 2, 2], batches
 
 
 def test_any_stream_cut_anywhere_and_handed_over_in_any_batches_reads_as_the_parser_reads_it():
