@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import gevent.event
 
 from sme.loadtest.config import Stage
 from sme.loadtest.results import stream_numbers
@@ -94,10 +95,26 @@ class Progress:
     def _stop_then_finish(self) -> None:
         """As ``end_if_due`` does from the shape's greenlet: stop (the workers send their last batches), wait
         for those batches, write the results, and only then quit. Left to Locust's own quit, a master on a
-        starved machine could write its results before a worker's last batch arrived."""
-        self.runner.stop()
-        self.finish(interrupted=True)
-        self.runner.quit()
+        starved machine could write its results before a worker's last batch arrived.
+
+        Runner.stop kills the shape's greenlet (this is not it), and that ends Locust main's wait on it: main
+        quits at once, which sends the workers "quit" and stops the master's listener 0.5 s later. A worker
+        still in a request stops later than that, and its last batch came to nobody. Main's quit waits here
+        until the results are written."""
+        done = gevent.event.Event()
+        quit_now = self.runner.quit
+
+        def quit_when_done() -> None:
+            done.wait()
+            quit_now()
+
+        self.runner.quit = quit_when_done
+        try:
+            self.runner.stop()
+            self.finish(interrupted=True)
+        finally:
+            done.set()
+        quit_now()
 
     def wait_for_finals(self, timeout: float = FINAL_WAIT_S) -> None:
         """A master: every worker that reported sends its last batch when it stops; wait (bounded) for them,
